@@ -1,0 +1,379 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sessiond/sessiond/store"
+)
+
+// CookieName returns the name the session cookie is sent under
+// ("__Host-session-token" in production, "session-token" in development).
+func (m *Manager) CookieName() string { return m.sessionCookie }
+
+// AccessTokenCookieName and RefreshTokenCookieName return the names the
+// token cookies are read and written under.
+func (m *Manager) AccessTokenCookieName() string  { return m.accessCookie }
+func (m *Manager) RefreshTokenCookieName() string { return m.refreshCookie }
+
+// SessionCookie returns the session cookie for token: HttpOnly, Path=/, no
+// Domain, SameSite as configured (Lax by default), Secure unless
+// Development, and Max-Age the session's remaining life.
+func (m *Manager) SessionCookie(token string, expires time.Time) *http.Cookie {
+	return m.tokenCookie(m.sessionCookie, token, expires)
+}
+
+func (m *Manager) tokenCookie(name, value string, expires time.Time) *http.Cookie {
+	left := expires.Sub(m.now())
+	maxAge := int(left / time.Second)
+	if maxAge <= 0 {
+		// Max-Age=0 would delete the cookie; a session with under a
+		// second left still deserves it for that second.
+		maxAge = 1
+	}
+	c := m.cookie(name, value)
+	c.MaxAge = maxAge
+	c.Expires = expires.UTC()
+	return c
+}
+
+func (m *Manager) cookie(name, value string) *http.Cookie {
+	return &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     "/",
+		Secure:   !m.cfg.Development,
+		HttpOnly: true,
+		SameSite: m.cfg.Cookie.SameSite,
+	}
+}
+
+// ClearCookies returns the Set-Cookies that delete the session cookie and
+// the access and refresh token cookies (which would otherwise sign the
+// client straight back in).
+func (m *Manager) ClearCookies() []*http.Cookie {
+	return []*http.Cookie{m.clearCookie(m.sessionCookie), m.clearCookie(m.accessCookie), m.clearCookie(m.refreshCookie)}
+}
+
+func (m *Manager) clearCookie(name string) *http.Cookie {
+	c := m.cookie(name, "")
+	c.MaxAge = -1
+	c.Expires = time.Unix(0, 0).UTC()
+	return c
+}
+
+// writeCookies sends cookies and keeps shared caches from storing the
+// response, which now carries a secret.
+func writeCookies(w http.ResponseWriter, cookies []*http.Cookie) {
+	if len(cookies) == 0 {
+		return
+	}
+	for _, c := range cookies {
+		http.SetCookie(w, c)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+}
+
+// Credentials returns the credentials r presents: the session cookie, an
+// access token (Authorization: Bearer, else the access-token cookie), the
+// refresh-token cookie, and the device (User-Agent and the IP of
+// r.RemoteAddr; put a proxy-aware middleware in front if you sit behind
+// one).
+func (m *Manager) Credentials(r *http.Request) Credentials {
+	c := Credentials{Device: DeviceFromRequest(r)}
+	for _, ck := range r.Cookies() {
+		var dst *string
+		switch ck.Name {
+		case m.sessionCookie:
+			dst = &c.SessionToken
+		case m.accessCookie:
+			dst = &c.AccessToken
+		case m.refreshCookie:
+			dst = &c.RefreshToken
+		default:
+			continue
+		}
+		// With duplicates (a planted cookie) the first wins, as in
+		// r.Cookie.
+		if *dst == "" {
+			*dst = ck.Value
+		}
+	}
+	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		if tok = strings.TrimSpace(tok); tok != "" {
+			c.AccessToken = tok
+		}
+	}
+	return c
+}
+
+// DeviceFromRequest describes the client of r within the store's limits:
+// its User-Agent (cut to store.MaxUserAgentLen) and the IP of RemoteAddr.
+func DeviceFromRequest(r *http.Request) store.Device {
+	var d store.Device
+	ua := r.UserAgent()
+	if len(ua) > store.MaxUserAgentLen {
+		ua = ua[:store.MaxUserAgentLen]
+	}
+	d.UserAgent = strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f || c == utf8.RuneError {
+			return -1
+		}
+		return c
+	}, strings.ToValidUTF8(ua, ""))
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		d.IP = ip.Unmap().String()
+	}
+	return d
+}
+
+// requestState is the per-request cache: the outcome of resolving the
+// request once, shared by every GetServerSession of that request.
+type requestState struct {
+	m       *Manager
+	mu      sync.Mutex
+	session *store.Session
+	token   string // the session token in effect, for SignOut
+	err     error
+}
+
+type ctxKey struct{}
+
+func stateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(ctxKey{}).(*requestState)
+	return st
+}
+
+func (st *requestState) get() (*store.Session, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err != nil {
+		return nil, st.err
+	}
+	return st.session.Clone(), nil
+}
+
+func (st *requestState) set(s *store.Session, token string, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.session, st.token, st.err = s, token, err
+}
+
+// Middleware resolves the request's session once, eagerly, before next
+// runs, and puts the outcome in the request context, where
+// GetServerSession and FromContext find it without another store read
+// (the Go counterpart of React's cache()). Resolving before next is what
+// lets it send the cookies the resolve chain sets (a new session, a
+// refreshed token, an extended expiry) before the handler writes its
+// response; a request without credentials costs no store call.
+//
+// A request without a valid session goes on to next anonymously (use
+// RequireSession to refuse it); a stale session cookie is cleared. When
+// the store or upstream is unavailable, Middleware answers 503 itself and
+// leaves every cookie alone.
+//
+// It works with http.ServeMux and any router built on net/http; wrapping
+// twice resolves once.
+func (m *Manager) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := stateFrom(r.Context()); st != nil && st.m == m {
+			next.ServeHTTP(w, r)
+			return
+		}
+		st := m.resolveRequest(w, r)
+		if errors.Is(st.err, ErrUnavailable) {
+			writeError(w, r, http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
+	})
+}
+
+func (m *Manager) resolveRequest(w http.ResponseWriter, r *http.Request) *requestState {
+	c := m.Credentials(r)
+	st := &requestState{m: m}
+	res, err := m.Resolve(r.Context(), c)
+	switch {
+	case err == nil:
+		token := c.SessionToken
+		if res.SessionToken != "" {
+			token = res.SessionToken
+		}
+		st.set(res.Session, token, nil)
+		writeCookies(w, res.Cookies)
+	case errors.Is(err, ErrNoSession):
+		st.set(nil, "", err)
+		if c.SessionToken != "" {
+			writeCookies(w, []*http.Cookie{m.clearCookie(m.sessionCookie)})
+		}
+	default:
+		st.set(nil, "", err)
+	}
+	return st
+}
+
+// GetServerSession returns the request's session. Behind Middleware it
+// returns the cached outcome: no store call however often it is called.
+// Without Middleware it looks the session cookie up in the store on every
+// call, without sliding expiry or the JWT steps, which need to set cookies.
+//
+// Errors wrap ErrNoSession (401) or ErrUnavailable (503).
+func (m *Manager) GetServerSession(r *http.Request) (*store.Session, error) {
+	if st := stateFrom(r.Context()); st != nil && st.m == m {
+		return st.get()
+	}
+	tok := m.Credentials(r).SessionToken
+	if tok == "" {
+		return nil, noSession("get server session", "no session cookie")
+	}
+	return m.Lookup(r.Context(), tok)
+}
+
+// FromContext returns the session Middleware resolved for the request
+// whose context ctx is.
+func FromContext(ctx context.Context) (*store.Session, bool) {
+	st := stateFrom(ctx)
+	if st == nil {
+		return nil, false
+	}
+	s, err := st.get()
+	return s, err == nil
+}
+
+// RequireSession runs next only for requests with a session (resolved as
+// by Middleware, which it includes). Others get 401, or 503 when the store
+// or upstream is unavailable, as JSON ({"error":"unauthorized"}) when the
+// client accepts application/json, as plain text otherwise.
+func (m *Manager) RequireSession(next http.Handler) http.Handler {
+	return m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := m.GetServerSession(r)
+		switch {
+		case err == nil:
+			next.ServeHTTP(w, r)
+		case errors.Is(err, ErrUnavailable):
+			writeError(w, r, http.StatusServiceUnavailable)
+		case errors.Is(err, ErrNoSession), errors.Is(err, store.ErrTooManySessions):
+			writeError(w, r, http.StatusUnauthorized)
+		default:
+			m.log.ErrorContext(r.Context(), "manager: resolving the session failed", "err", err)
+			writeError(w, r, http.StatusInternalServerError)
+		}
+	}))
+}
+
+var errorCodes = map[int]string{
+	http.StatusUnauthorized:        "unauthorized",
+	http.StatusServiceUnavailable:  "unavailable",
+	http.StatusInternalServerError: "internal",
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, code int) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if code == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "5")
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": errorCodes[code]})
+		return
+	}
+	http.Error(w, http.StatusText(code), code)
+}
+
+// SignIn creates a session for userID (after the app has checked the
+// user's credentials), sets its cookie on w and returns it. A session the
+// request's old session cookie pointed at is deleted first, so a token
+// planted before sign-in (session fixation) or left from another account
+// is worthless afterwards. Empty fields of d are filled from r
+// (User-Agent, RemoteAddr). MaxSessionsPerUser applies.
+//
+// Invalid input fails with an error wrapping store.ErrInvalid or
+// store.ErrTooLarge and changes nothing; a refused sign-in over the cap
+// wraps store.ErrTooManySessions.
+func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, user json.RawMessage, d store.Device) (*store.Session, error) {
+	const op = "sign in"
+	rd := DeviceFromRequest(r)
+	if d.UserAgent == "" {
+		d.UserAgent = rd.UserAgent
+	}
+	if d.IP == "" {
+		d.IP = rd.IP
+	}
+	token, s, err := m.newSession(op, userID, user, d)
+	if err != nil {
+		return nil, err
+	}
+	st := stateFrom(r.Context())
+	if st != nil && st.m != m {
+		st = nil
+	}
+	if old := m.Credentials(r).SessionToken; old != "" {
+		if id, err := store.IDFromToken(old); err == nil {
+			if err := m.st.Delete(ctx, id); err != nil {
+				return nil, storeErr(op, err)
+			}
+			e := Event{SessionID: id, Reason: "replaced"}
+			if st != nil && st.session != nil && st.session.ID == id {
+				e.UserID, e.Device = st.session.UserID, st.session.Device
+			}
+			m.emit(ctx, m.cfg.Hooks.SessionRevoked, e)
+		}
+	}
+	if err := m.insert(ctx, op, s, SourceSession); err != nil {
+		return nil, err
+	}
+	writeCookies(w, []*http.Cookie{m.SessionCookie(token, s.ExpiresAt)})
+	if st != nil {
+		st.set(s, token, nil)
+	}
+	m.log.InfoContext(ctx, "manager: signed in", "session_id", s.ID, "user_id", userID)
+	m.emit(ctx, m.cfg.Hooks.SignIn, Event{UserID: userID, SessionID: s.ID, Source: SourceSession, Device: s.Device})
+	return s.Clone(), nil
+}
+
+// SignOut deletes the request's session and clears the session, access
+// and refresh token cookies. Without a session it only clears the
+// cookies. When the store is unavailable it returns an error wrapping
+// ErrUnavailable and leaves the cookies, so that the user is not shown
+// "signed out" while the session still works.
+func (m *Manager) SignOut(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var s *store.Session
+	st := stateFrom(ctx)
+	if st != nil && st.m == m {
+		st.mu.Lock()
+		s = st.session
+		st.mu.Unlock()
+	} else if tok := m.Credentials(r).SessionToken; tok != "" {
+		var err error
+		s, err = m.lookup(ctx, "sign out", tok)
+		if err != nil && !errors.Is(err, ErrNoSession) {
+			return err
+		}
+	}
+	if s != nil {
+		if err := m.signOut(ctx, s); err != nil {
+			return err
+		}
+	}
+	writeCookies(w, m.ClearCookies())
+	if st != nil && st.m == m {
+		st.set(nil, "", noSession("sign out", "signed out"))
+	}
+	return nil
+}
