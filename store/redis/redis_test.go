@@ -1,0 +1,49 @@
+package redis_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/store/redis"
+	"github.com/sessiond/sessiond/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// TestStore runs the contract suite on every kind of Redis the store
+// supports. Subtests on a real server share it and keep apart by key
+// prefix.
+func TestStore(t *testing.T) {
+	t.Run("Miniredis", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+			return newStore(t, goredis.NewClient(&goredis.Options{Addr: miniredis.RunT(t).Addr()}), now)
+		})
+	})
+	t.Run("Standalone", func(t *testing.T) {
+		srv := redistest.Standalone(t)
+		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+			return newStore(t, srv.Client(t), now)
+		})
+	})
+	t.Run("Cluster", func(t *testing.T) {
+		c := redistest.SharedCluster(t)
+		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+			return newStore(t, c.Client(t), now)
+		})
+	})
+}
+
+// newStore returns a store on client under a key prefix of the test's own.
+func newStore(t *testing.T, client goredis.UniversalClient, now func() time.Time) *redis.Store {
+	t.Helper()
+	s, err := redis.New(client, redis.Options{KeyPrefix: redistest.Prefix(t), Now: now})
+	require.NoError(t, err)
+	return s
+}
