@@ -287,6 +287,9 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 	ch := c.group.DoChan(key, func() (any, error) {
 		return c.refresh(shared, refreshToken)
 	})
+	if testHookRefreshWaiting != nil {
+		testHookRefreshWaiting()
+	}
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("upstream: refresh: %w: %w", ErrUnavailable, ctx.Err())
@@ -298,6 +301,11 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 		return &t, nil
 	}
 }
+
+// testHookRefreshWaiting, when set by a test, runs once a Refresh caller has
+// joined the shared call, so tests can release the upstream only after every
+// caller is waiting.
+var testHookRefreshWaiting func()
 
 func (c *Client) refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
