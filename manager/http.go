@@ -33,7 +33,7 @@ func (m *Manager) SessionCookie(token string, expires time.Time) *http.Cookie {
 
 func (m *Manager) tokenCookie(name, value string, expires time.Time) *http.Cookie {
 	left := expires.Sub(m.now())
-	maxAge := int(left / time.Second)
+	maxAge := int(left.Round(time.Second) / time.Second)
 	if maxAge <= 0 {
 		// Max-Age=0 would delete the cookie; a session with under a
 		// second left still deserves it for that second.

@@ -308,9 +308,11 @@ func (m *Manager) resolveRefresh(ctx context.Context, c Credentials) (*Resolutio
 		AccessToken:  r.tokens.AccessToken,
 		Cookies:      []*http.Cookie{m.SessionCookie(r.token, r.session.ExpiresAt)},
 	}
-	accessExp := r.tokens.ExpiresAt
+	// The token's own "exp" is what the verifier enforces, so the cookie
+	// lives exactly as long; expires_in is only a fallback.
+	accessExp := r.accessExp
 	if accessExp.IsZero() {
-		accessExp = r.accessExp
+		accessExp = r.tokens.ExpiresAt
 	}
 	res.Cookies = append(res.Cookies, m.tokenCookie(m.accessCookie, r.tokens.AccessToken, accessExp))
 	// An upstream that does not rotate refresh tokens returns none or the
