@@ -11,6 +11,7 @@ package jwtverify
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
@@ -515,7 +517,7 @@ func (v *Verifier) lookupKey(t *jwt.Token) (any, error) {
 		}
 	} else {
 		if kid, ok := t.Header["kid"].(string); ok && v.jwks != nil {
-			if k := v.jwksKey(t, alg, kid); k != nil {
+			if k := v.jwksKey(alg, kid); k != nil {
 				keys = append(keys, k)
 			}
 		}
@@ -533,19 +535,32 @@ func (v *Verifier) lookupKey(t *jwt.Token) (any, error) {
 
 // jwksKey returns the JWKS key named kid if it fits alg. An unknown kid may
 // trigger a rate-limited re-fetch, bounded by the JWKS timeout and by Close.
-func (v *Verifier) jwksKey(t *jwt.Token, alg, kid string) any {
+// It applies keyfunc's checks (the JWK's "alg" must match when present) and
+// ours: no encryption keys, no symmetric keys, the key type must fit alg.
+func (v *Verifier) jwksKey(alg, kid string) any {
 	if kid == "" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(v.life, v.jwksWait)
 	defer cancel()
-	k, err := v.jwks.KeyfuncCtx(ctx)(t)
+	jwk, err := v.jwks.Storage().KeyRead(ctx, kid)
 	if err != nil {
 		return nil
 	}
+	m := jwk.Marshal()
+	if a := m.ALG.String(); a != "" && a != alg {
+		return nil
+	}
+	if m.USE == jwkset.UseEnc {
+		return nil
+	}
+	k := jwk.Key()
 	if _, symmetric := k.([]byte); symmetric {
 		// A secret published in a key set is no secret.
 		return nil
+	}
+	if pk, ok := k.(interface{ Public() crypto.PublicKey }); ok {
+		k = pk.Public() // a set that wrongly publishes private keys
 	}
 	if !keyFits(alg, k) {
 		return nil

@@ -499,12 +499,28 @@ func newJWKSServer(t *testing.T) *jwksServer {
 	return s
 }
 
+// jwk describes one published key with optional "alg" and "use".
+type jwk struct {
+	key any
+	alg jwkset.ALG
+	use jwkset.USE
+}
+
 func (s *jwksServer) serve(t *testing.T, keys map[string]any) {
+	t.Helper()
+	m := map[string]jwk{}
+	for kid, k := range keys {
+		m[kid] = jwk{key: k}
+	}
+	s.serveJWKs(t, m)
+}
+
+func (s *jwksServer) serveJWKs(t *testing.T, keys map[string]jwk) {
 	t.Helper()
 	var set jwkset.JWKSMarshal
 	for kid, k := range keys {
-		j, err := jwkset.NewJWKFromKey(k, jwkset.JWKOptions{
-			Metadata: jwkset.JWKMetadataOptions{KID: kid},
+		j, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{
+			Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: k.alg, USE: k.use},
 			Marshal:  jwkset.JWKMarshalOptions{Private: true}, // lets the test publish an "oct" key
 		})
 		require.NoError(t, err)
@@ -556,26 +572,39 @@ func TestJWKSRotation(t *testing.T) {
 
 func TestJWKSRules(t *testing.T) {
 	testKeys(t)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
 	srv := newJWKSServer(t)
-	srv.serve(t, map[string]any{
-		"rsa": &rsaKey.PublicKey,
-		"ec":  &ecKey.PublicKey,
-		"oct": secret48, // a "secret" published in a key set
+	srv.serveJWKs(t, map[string]jwk{
+		"rsa":      {key: &rsaKey.PublicKey},
+		"rsa-ps":   {key: &rsaKey.PublicKey, alg: jwkset.AlgPS256, use: jwkset.UseSig},
+		"rsa-enc":  {key: &rsaKey.PublicKey, use: jwkset.UseEnc},
+		"rsa-1024": {key: &small.PublicKey},
+		"ec":       {key: &ecKey.PublicKey},
+		"oct":      {key: secret48}, // a "secret" published in a key set
 	})
 	v := newVerifier(t, jwtverify.Config{
 		JWKSURL:     srv.URL,
 		HTTPClient:  srv.Client(),
 		HMACSecrets: [][]byte{secret}, // HS256 is allowed, but only with this secret
 	})
-	good := sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), map[string]any{"kid": "rsa"})
-	_, err := v.Verify(good)
-	require.NoError(t, err)
+	for name, tok := range map[string]string{
+		"RS256":                 sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), map[string]any{"kid": "rsa"}),
+		"PS256 as the JWK says": sign(t, jwt.SigningMethodPS256, rsaKey, claims("u1"), map[string]any{"kid": "rsa-ps"}),
+		"ES256":                 sign(t, jwt.SigningMethodES256, ecKey, claims("u1"), map[string]any{"kid": "ec"}),
+	} {
+		_, err := v.Verify(tok)
+		require.NoError(t, err, "Verify(%s)", name)
+	}
 
 	for name, tok := range map[string]string{
-		"no kid":                 sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), nil),
-		"kid of another key":     sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), map[string]any{"kid": "ec"}),
-		"RS256 under the EC kid": sign(t, jwt.SigningMethodES256, ecKey, claims("u1"), map[string]any{"kid": "rsa"}),
-		"HS256 with the oct key": sign(t, jwt.SigningMethodHS256, secret48, claims("u1"), map[string]any{"kid": "oct"}),
+		"no kid":                         sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), nil),
+		"kid of another key":             sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), map[string]any{"kid": "ec"}),
+		"ES256 under the RSA kid":        sign(t, jwt.SigningMethodES256, ecKey, claims("u1"), map[string]any{"kid": "rsa"}),
+		"RS256 where the JWK says PS256": sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), map[string]any{"kid": "rsa-ps"}),
+		"encryption key":                 sign(t, jwt.SigningMethodRS256, rsaKey, claims("u1"), map[string]any{"kid": "rsa-enc"}),
+		"1024-bit RSA key":               sign(t, jwt.SigningMethodRS256, small, claims("u1"), map[string]any{"kid": "rsa-1024"}),
+		"HS256 with the oct key":         sign(t, jwt.SigningMethodHS256, secret48, claims("u1"), map[string]any{"kid": "oct"}),
 	} {
 		_, err := v.Verify(tok)
 		require.ErrorIs(t, err, jwtverify.ErrInvalid, "Verify(%s)", name)

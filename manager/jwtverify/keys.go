@@ -85,8 +85,8 @@ func keyFits(alg string, k any) bool {
 		b, ok := k.([]byte)
 		return ok && len(b) >= hmacMinLen(alg)
 	case familyRSA:
-		_, ok := k.(*rsa.PublicKey)
-		return ok
+		r, ok := k.(*rsa.PublicKey)
+		return ok && r.N.BitLen() >= minRSABits // JWKS keys are not checked at New
 	case familyECDSA:
 		e, ok := k.(*ecdsa.PublicKey)
 		return ok && e.Curve == ecdsaAlgCurve[alg]

@@ -69,8 +69,9 @@ type Config struct {
 	// MaxResponseBytes bounds a response body; larger answers are
 	// ErrUnavailable. Default: 1 MiB.
 	MaxResponseBytes int64
-	// HTTPClient sends the requests. Default: a client with Timeout. Each
-	// call is bounded by Timeout whatever the client's own timeout.
+	// HTTPClient sends the requests. Default: a client with Timeout that
+	// does not follow redirects (a 3xx is ErrUnavailable). Each call is
+	// bounded by Timeout whatever the client's own timeout.
 	HTTPClient *http.Client
 }
 
@@ -136,7 +137,13 @@ func New(cfg Config) (*Client, error) {
 		c.maxBytes = DefaultMaxResponseBytes
 	}
 	if c.http == nil {
-		c.http = &http.Client{Timeout: c.timeout}
+		c.http = &http.Client{
+			Timeout: c.timeout,
+			// A redirect would carry the bearer or refresh token wherever
+			// the upstream points; an API that owns tokens has no reason to
+			// redirect, so a 3xx is answered as an unexpected status.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	userInfo, refresh := cfg.UserInfoPath, cfg.RefreshPath
 	if userInfo == "" {

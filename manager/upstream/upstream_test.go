@@ -149,6 +149,24 @@ func TestFetchUserErrors(t *testing.T) {
 	}
 }
 
+func TestRedirectNotFollowed(t *testing.T) {
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Add(1)
+		_, _ = io.WriteString(w, `{"id":"u1","access_token":"a"}`)
+	}))
+	t.Cleanup(elsewhere.Close)
+	c := server(t, upstream.Config{}, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL, http.StatusTemporaryRedirect)
+	})
+	_, err := c.FetchUser(context.Background(), accessToken)
+	require.ErrorIs(t, err, upstream.ErrUnavailable)
+	require.Contains(t, err.Error(), "status 307")
+	_, err = c.Refresh(context.Background(), refreshToken)
+	require.ErrorIs(t, err, upstream.ErrUnavailable)
+	require.Zero(t, leaked.Load(), "no token may follow a redirect")
+}
+
 func TestFetchUserBadTokenMakesNoCall(t *testing.T) {
 	var calls atomic.Int32
 	c := server(t, upstream.Config{}, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
