@@ -203,6 +203,20 @@ func (s *Store) shardOfUser(userID string) *shard {
 	return &s.shards[sum[0]]
 }
 
+// hasTag reports whether id has the length of an ID and starts with a hex
+// user tag, which is all shardOfID needs.
+func hasTag(id string) bool {
+	if len(id) != store.IDLen {
+		return false
+	}
+	for i := range store.TagLen {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func unhex(c byte) byte {
 	if c <= '9' {
 		return c - '0'
@@ -415,7 +429,9 @@ func (s *Store) Get(ctx context.Context, id string) (*store.Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: get session: %w", err)
 	}
-	if !store.ValidID(id) {
+	// Only valid IDs are ever stored, so a map miss rejects any other
+	// malformed ID as surely as store.ValidID, at a fraction of its cost.
+	if !hasTag(id) {
 		return nil, errGetNotFound
 	}
 	now := s.now().UnixMilli()
