@@ -128,7 +128,10 @@ func BenchmarkCreate(b *testing.B) {
 		b.Run(map[int]string{1: "Serial", 0: "Parallel"}[workers], func(b *testing.B) {
 			b.ReportAllocs()
 			inChunks(b, pool, workers,
-				func(sess *store.Session) error { _, err := s.Create(context.Background(), sess, store.CreateOptions{}); return err },
+				func(sess *store.Session) error {
+					_, err := s.Create(context.Background(), sess, store.CreateOptions{})
+					return err
+				},
 				func(sess *store.Session) error { return s.Delete(context.Background(), sess.ID) })
 		})
 	}
@@ -148,7 +151,10 @@ func BenchmarkDelete(b *testing.B) {
 			}
 			inChunks(b, pool, workers,
 				func(sess *store.Session) error { return s.Delete(context.Background(), sess.ID) },
-				func(sess *store.Session) error { _, err := s.Create(context.Background(), sess, store.CreateOptions{}); return err })
+				func(sess *store.Session) error {
+					_, err := s.Create(context.Background(), sess, store.CreateOptions{})
+					return err
+				})
 			for _, sess := range pool {
 				_ = s.Delete(context.Background(), sess.ID)
 			}
