@@ -229,6 +229,7 @@ func newQueries(t string) queries {
 
 // Create implements store.Store. It runs as one transaction under the
 // user's lock: free an expired row with the same ID, apply the cap, insert.
+// Without a cap that is one round trip; with one, three.
 func (s *Store) Create(ctx context.Context, sess *store.Session, opts store.CreateOptions) ([]string, error) {
 	const op = "create session"
 	now := s.now()
@@ -240,45 +241,76 @@ func (s *Store) Create(ctx context.Context, sess *store.Session, opts store.Crea
 		return nil, fmt.Errorf("postgres: %s: %w: unknown limit policy %d", op, store.ErrInvalid, opts.OnLimit)
 	}
 	var evicted []string
-	err = s.inUserTx(ctx, p.UserID, func(tx pgx.Tx) error {
-		evicted = nil // a retry of fn must not keep a previous attempt's IDs
-		if _, err := tx.Exec(ctx, s.sql.freeForCreate, p.ID, p.UserID, now); err != nil {
+	if opts.MaxPerUser > 0 {
+		evicted, err = s.createCapped(ctx, p, now, opts)
+	} else {
+		b := s.userBatch(p.UserID)
+		b.Queue(s.sql.freeForCreate, p.ID, p.UserID, now)
+		s.queueInsert(b, p)
+		err = s.pool.SendBatch(ctx, b).Close()
+	}
+	if err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	return evicted, nil
+}
+
+// createCapped is Create with a cap: the cap needs the user's live
+// sessions before it can decide, so it takes an explicit transaction.
+func (s *Store) createCapped(ctx context.Context, p *store.Session, now time.Time, opts store.CreateOptions) (evicted []string, err error) {
+	var live []string
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(s.sql.lockUser, s.lockSpace, hash32(p.UserID))
+	b.Queue(s.sql.freeForCreate, p.ID, p.UserID, now)
+	b.Queue(s.sql.liveIDs, p.UserID, now).Query(func(rows pgx.Rows) (err error) {
+		live, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	// Rollback after Commit is a no-op; on any other way out it undoes
+	// the evictions and frees the connection (with a done ctx by closing
+	// it, which rolls back on the server just the same).
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	if slices.Contains(live, p.ID) {
+		return nil, store.ErrExists
+	}
+	b = &pgx.Batch{}
+	if over := len(live) + 1 - opts.MaxPerUser; over > 0 {
+		if opts.OnLimit == store.Refuse {
+			return nil, fmt.Errorf("%w: limit %d", store.ErrTooManySessions, opts.MaxPerUser)
+		}
+		b.Queue(s.sql.evict, live[:over]).Query(func(rows pgx.Rows) (err error) {
+			evicted, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
-		}
-		if opts.MaxPerUser > 0 {
-			rows, _ := tx.Query(ctx, s.sql.liveIDs, p.UserID, now)
-			live, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return err
-			}
-			if slices.Contains(live, p.ID) {
-				return store.ErrExists
-			}
-			if over := len(live) + 1 - opts.MaxPerUser; over > 0 {
-				if opts.OnLimit == store.Refuse {
-					return fmt.Errorf("%w: limit %d", store.ErrTooManySessions, opts.MaxPerUser)
-				}
-				rows, _ := tx.Query(ctx, s.sql.evict, live[:over])
-				if evicted, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-					return err
-				}
-			}
-		}
-		tag, err := tx.Exec(ctx, s.sql.insert, p.ID, p.UserID, nullable(p.User),
-			p.Device.UserAgent, p.Device.IP, p.Device.Label,
-			p.CreatedAt, p.UpdatedAt, p.LastSeenAt, p.ExpiresAt)
-		if err != nil {
-			return err
-		}
+		})
+	}
+	s.queueInsert(b, p)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return evicted, nil
+}
+
+// queueInsert queues p's INSERT, which reports ErrExists when the ID is
+// taken by a live session.
+func (s *Store) queueInsert(b *pgx.Batch, p *store.Session) {
+	b.Queue(s.sql.insert, p.ID, p.UserID, nullable(p.User),
+		p.Device.UserAgent, p.Device.IP, p.Device.Label,
+		p.CreatedAt, p.UpdatedAt, p.LastSeenAt, p.ExpiresAt,
+	).Exec(func(tag pgconn.CommandTag) error {
 		if tag.RowsAffected() == 0 {
 			return store.ErrExists
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, s.fail(ctx, op, err)
-	}
-	return evicted, nil
 }
 
 // Get implements store.Store.
@@ -323,12 +355,12 @@ func (s *Store) UpdateUser(ctx context.Context, userID string, user json.RawMess
 	}
 	now := s.now().Truncate(time.Millisecond)
 	var n int
-	err := s.inUserTx(ctx, userID, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, s.sql.updateUser, userID, nullable(user), now)
+	b := s.userBatch(userID)
+	b.Queue(s.sql.updateUser, userID, nullable(user), now).Exec(func(tag pgconn.CommandTag) error {
 		n = int(tag.RowsAffected())
-		return err
+		return nil
 	})
-	if err != nil {
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return 0, s.fail(ctx, op, err)
 	}
 	return n, nil
@@ -372,12 +404,10 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (int, error) {
 	if err := store.ValidateUserID(userID); err != nil {
 		return 0, fmt.Errorf("postgres: %s: %w", op, err)
 	}
-	now := s.now()
 	var n int
-	err := s.inUserTx(ctx, userID, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, s.sql.deleteUser, userID, now).Scan(&n)
-	})
-	if err != nil {
+	b := s.userBatch(userID)
+	b.Queue(s.sql.deleteUser, userID, s.now()).QueryRow(func(row pgx.Row) error { return row.Scan(&n) })
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return 0, s.fail(ctx, op, err)
 	}
 	return n, nil
@@ -396,16 +426,14 @@ func (s *Store) Count(ctx context.Context, userID string) (int, error) {
 	return n, nil
 }
 
-// inUserTx runs fn in a transaction that first takes userID's lock. The
-// transaction commits if fn returns nil and rolls back otherwise, so a
-// refused Create leaves no trace of its evictions.
-func (s *Store) inUserTx(ctx context.Context, userID string, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, s.sql.lockUser, s.lockSpace, hash32(userID)); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
+// userBatch returns a batch whose first statement takes userID's lock.
+// pgx sends a batch in one round trip and PostgreSQL runs it as one
+// implicit transaction, so the lock holds until the batch's last statement
+// has run, and an error in any statement rolls back all of them.
+func (s *Store) userBatch(userID string) *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(s.sql.lockUser, s.lockSpace, hash32(userID))
+	return b
 }
 
 // fail turns a failed operation's error into the store's: sentinels pass
