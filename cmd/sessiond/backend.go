@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/store/memory"
+	"github.com/sessiond/sessiond/store/postgres"
+	"github.com/sessiond/sessiond/store/redis"
+)
+
+// startupCheckTimeout bounds the store checks at start (Redis config,
+// PostgreSQL migration), so a wrong address fails fast instead of hanging.
+const startupCheckTimeout = 15 * time.Second
+
+// backend is an opened session store with what sessiond needs around it.
+type backend struct {
+	store store.Store
+	// ping tells /readyz whether the store's server answers; nil for the
+	// memory store, which always does.
+	ping func(ctx context.Context) error
+	// closers run in order at shutdown, after the last request: the
+	// store's background work first, then its connections.
+	closers []func() error
+}
+
+func (b *backend) close() error {
+	var errs []error
+	for _, c := range b.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// openBackend opens the store cfg names.
+func openBackend(ctx context.Context, cfg *config, log *slog.Logger) (*backend, error) {
+	switch cfg.Store {
+	case "memory":
+		st := memory.New(memory.Options{})
+		return &backend{store: st, closers: []func() error{st.Close}}, nil
+	case "redis":
+		return openRedis(ctx, cfg, log)
+	case "postgres":
+		return openPostgres(ctx, cfg)
+	}
+	return nil, fmt.Errorf("unknown store %q", cfg.Store)
+}
+
+// redisClient builds the go-redis client for a standalone server (URL),
+// Sentinel or Cluster; validate has checked that exactly one is set.
+func redisClient(cfg *config) (goredis.UniversalClient, error) {
+	var tlsConf *tls.Config
+	if cfg.RedisTLS {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	switch {
+	case cfg.RedisURL != "":
+		opts, err := goredis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			// ParseURL's errors may quote the URL, password included.
+			return nil, errors.New("--redis-url: cannot parse the URL (not shown: it may hold a password)")
+		}
+		if cfg.RedisUsername != "" {
+			opts.Username = cfg.RedisUsername
+		}
+		if cfg.RedisPassword != "" {
+			opts.Password = cfg.RedisPassword
+		}
+		if tlsConf != nil && opts.TLSConfig == nil {
+			if host, _, err := net.SplitHostPort(opts.Addr); err == nil {
+				tlsConf.ServerName = host
+			}
+			opts.TLSConfig = tlsConf
+		}
+		return goredis.NewClient(opts), nil
+	case cfg.RedisSentinelMaster != "":
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{
+			MasterName:    cfg.RedisSentinelMaster,
+			SentinelAddrs: cfg.RedisSentinelAddrs,
+			Username:      cfg.RedisUsername,
+			Password:      cfg.RedisPassword,
+			TLSConfig:     tlsConf,
+		}), nil
+	default:
+		return goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs:     cfg.RedisClusterAddrs,
+			Username:  cfg.RedisUsername,
+			Password:  cfg.RedisPassword,
+			TLSConfig: tlsConf,
+		}), nil
+	}
+}
+
+func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, error) {
+	rc, err := redisClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := redis.New(rc, redis.Options{KeyPrefix: cfg.RedisKeyPrefix})
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
+	defer cancel()
+	switch err := st.CheckConfig(ctx); {
+	case err == nil:
+	case errors.Is(err, redis.ErrEvictionPolicy):
+		if cfg.RedisEvictionCheck == "refuse" {
+			rc.Close()
+			return nil, fmt.Errorf("%w; set maxmemory-policy noeviction (or volatile-*), or --redis-eviction-check warn", err)
+		}
+		log.Warn("Redis may evict session keys: set maxmemory-policy noeviction", "err", err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		// Start anyway: /readyz says 503 until Redis answers, so an
+		// orchestrator can start sessiond and Redis in any order.
+		log.Warn("Redis does not answer at start; not ready until it does", "err", err.Error())
+	default:
+		rc.Close()
+		return nil, fmt.Errorf("check Redis config: %w", err)
+	}
+	return &backend{
+		store:   st,
+		ping:    func(ctx context.Context) error { return rc.Ping(ctx).Err() },
+		closers: []func() error{rc.Close},
+	}, nil
+}
+
+func openPostgres(ctx context.Context, cfg *config) (*backend, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.PostgresURL)
+	if err != nil {
+		// The error may quote the URL, password included.
+		return nil, errors.New("--postgres-url: cannot parse the connection URL (not shown: it may hold a password)")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	st, err := postgres.New(pool, postgres.Options{})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	b := &backend{
+		store: st,
+		ping:  pool.Ping,
+		closers: []func() error{st.Close, func() error {
+			pool.Close()
+			return nil
+		}},
+	}
+	if cfg.PostgresMigrate {
+		mctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
+		defer cancel()
+		if err := st.Migrate(mctx); err != nil {
+			b.close()
+			return nil, fmt.Errorf("postgres: migrate: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// storePinger finds a Ping method on the store itself, for backends that
+// offer one (see pinger).
+func storePinger(st store.Store) func(ctx context.Context) error {
+	if p, ok := st.(pinger); ok {
+		return p.Ping
+	}
+	return nil
+}

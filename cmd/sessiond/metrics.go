@@ -1,0 +1,72 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are sessiond's Prometheus series. Labels are bounded sets (route
+// patterns, status codes, fixed outcome names): never a user ID, session ID
+// or token, which would leak identities and explode the series count.
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec   // route, method, code
+	duration     *prometheus.HistogramVec // route, method
+	inflight     prometheus.Gauge
+	storeErrors  *prometheus.CounterVec // operation
+	upstreamErrs *prometheus.CounterVec // operation
+	resolves     *prometheus.CounterVec // source, outcome
+	authFailures *prometheus.CounterVec // reason
+	rateLimited  prometheus.Counter
+	handler      http.Handler // serves the registry in the text format
+}
+
+// newMetrics registers sessiond's series on a registry of its own, so two
+// servers in one test process do not collide on the global one.
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sessiond_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sessiond_http_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_store_errors_total",
+			Help: "API operations that failed because the session store was unavailable.",
+		}, []string{"operation"}),
+		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_upstream_errors_total",
+			Help: "API operations that failed because the upstream API was unavailable.",
+		}, []string{"operation"}),
+		resolves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_resolve_total",
+			Help: "Resolve outcomes. source: session, jwt, refresh or none; outcome: ok, no_session, invalid_request, rate_limited, store_unavailable, upstream_unavailable or error.",
+		}, []string{"source", "outcome"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_auth_failures_total",
+			Help: "Refused callers by reason: missing_key, wrong_key, no_client_cert.",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sessiond_rate_limited_total",
+			Help: "Requests refused because their caller made too many failed token checks.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.storeErrors, m.upstreamErrs,
+		m.resolves, m.authFailures, m.rateLimited,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	return m
+}
