@@ -17,7 +17,7 @@ import (
 
 // openAPIDoc is the part of openapi.yaml the tests read.
 type openAPIDoc struct {
-	OpenAPI string                                `yaml:"openapi"`
+	OpenAPI string                                 `yaml:"openapi"`
 	Paths   map[string]map[string]openAPIOperation `yaml:"paths"`
 	Comps   struct {
 		Schemas map[string]struct {
