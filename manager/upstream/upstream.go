@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -31,12 +32,12 @@ import (
 var (
 	// ErrUnauthorized: the upstream refused the credential (401, 403, or for
 	// Refresh 400 with "error":"invalid_grant"). The user must sign in again.
-	ErrUnauthorized = errors.New("upstream: unauthorized")
+	ErrUnauthorized = errors.New("credential refused by upstream")
 	// ErrUnavailable: the upstream could not answer usefully (network error,
 	// timeout, 5xx, 429, any other unexpected status, an oversized or
 	// malformed response). The credential may still be good: do not sign
 	// the user out.
-	ErrUnavailable = errors.New("upstream: unavailable")
+	ErrUnavailable = errors.New("upstream unavailable")
 )
 
 // Defaults for the zero values of Config.
@@ -69,6 +70,14 @@ type Config struct {
 	// MaxResponseBytes bounds a response body; larger answers are
 	// ErrUnavailable. Default: 1 MiB.
 	MaxResponseBytes int64
+	// RefreshReuseWindow, when positive, keeps each successful refresh
+	// result for that long, keyed by the SHA-256 of the old refresh token,
+	// and hands it to later Refresh calls with the same old token. It covers
+	// requests that carried the old token but arrived just after the shared
+	// call finished, which an upstream that rotates refresh tokens would
+	// refuse (signing the user out). Default: 0, off. Keep it short
+	// (seconds): it extends the life of a used refresh token in memory.
+	RefreshReuseWindow time.Duration
 	// HTTPClient sends the requests. Default: a client with Timeout that
 	// does not follow redirects (a 3xx is ErrUnavailable). Each call is
 	// bounded by Timeout whatever the client's own timeout.
@@ -106,6 +115,19 @@ type Client struct {
 	http        *http.Client
 	group       singleflight.Group
 	now         func() time.Time
+
+	reuseWindow time.Duration
+	reuseMu     sync.Mutex
+	reuse       map[string]reusable // by hex SHA-256 of the old refresh token
+}
+
+// maxReusable bounds the refresh reuse cache; when full of live entries new
+// results are simply not cached.
+const maxReusable = 4096
+
+type reusable struct {
+	tokens Tokens
+	until  time.Time
 }
 
 // New validates cfg and returns a Client.
@@ -126,6 +148,11 @@ func New(cfg Config) (*Client, error) {
 		maxBytes: cfg.MaxResponseBytes,
 		http:     cfg.HTTPClient,
 		now:      time.Now,
+
+		reuseWindow: cfg.RefreshReuseWindow,
+	}
+	if c.reuseWindow > 0 {
+		c.reuse = make(map[string]reusable)
 	}
 	if c.idField == "" {
 		c.idField = DefaultUserIDField
@@ -288,11 +315,23 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 	if refreshToken == "" {
 		return nil, fmt.Errorf("upstream: refresh: %w: empty refresh token", ErrUnauthorized)
 	}
+	if err := ctx.Err(); err != nil {
+		// Starting a detached call nobody waits for could spend a rotating
+		// refresh token and lose its successor.
+		return nil, fmt.Errorf("upstream: refresh: %w: %w", ErrUnavailable, err)
+	}
 	sum := sha256.Sum256([]byte(refreshToken))
 	key := hex.EncodeToString(sum[:])
+	if t, ok := c.reused(key); ok {
+		return t, nil
+	}
 	shared := context.WithoutCancel(ctx)
 	ch := c.group.DoChan(key, func() (any, error) {
-		return c.refresh(shared, refreshToken)
+		t, err := c.refresh(shared, refreshToken)
+		if err == nil {
+			c.keep(key, t)
+		}
+		return t, err
 	})
 	if testHookRefreshWaiting != nil {
 		testHookRefreshWaiting()
@@ -307,6 +346,44 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 		t := *r.Val.(*Tokens) // a copy per caller: no caller can alter another's result
 		return &t, nil
 	}
+}
+
+func (c *Client) reused(key string) (*Tokens, bool) {
+	if c.reuse == nil {
+		return nil, false
+	}
+	c.reuseMu.Lock()
+	defer c.reuseMu.Unlock()
+	e, ok := c.reuse[key]
+	if !ok {
+		return nil, false
+	}
+	if !c.now().Before(e.until) {
+		delete(c.reuse, key)
+		return nil, false
+	}
+	t := e.tokens
+	return &t, true
+}
+
+func (c *Client) keep(key string, t *Tokens) {
+	if c.reuse == nil {
+		return
+	}
+	c.reuseMu.Lock()
+	defer c.reuseMu.Unlock()
+	now := c.now()
+	if len(c.reuse) >= maxReusable {
+		for k, e := range c.reuse {
+			if !now.Before(e.until) {
+				delete(c.reuse, k)
+			}
+		}
+		if len(c.reuse) >= maxReusable {
+			return
+		}
+	}
+	c.reuse[key] = reusable{tokens: *t, until: now.Add(c.reuseWindow)}
 }
 
 // testHookRefreshWaiting, when set by a test, runs once a Refresh caller has

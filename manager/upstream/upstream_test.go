@@ -460,3 +460,52 @@ func TestRefreshFirstCallerCancelled(t *testing.T) {
 		require.Equal(t, "access-1", results[i].AccessToken)
 	}
 }
+
+func TestRefreshAlreadyCancelledMakesNoCall(t *testing.T) {
+	var calls atomic.Int32
+	c := server(t, upstream.Config{}, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.Refresh(ctx, refreshToken)
+	require.ErrorIs(t, err, upstream.ErrUnavailable)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, calls.Load(), "a detached call nobody waits for could spend a rotating refresh token")
+}
+
+func TestRefreshReuseWindow(t *testing.T) {
+	var calls atomic.Int32
+	fail := atomic.Bool{}
+	const window = 50 * time.Millisecond
+	c := server(t, upstream.Config{RefreshReuseWindow: window}, func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if fail.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		_, _ = io.WriteString(w, `{"access_token":"a`+string(rune('0'+n))+`","refresh_token":"r`+string(rune('0'+n))+`"}`)
+	})
+	first, err := c.Refresh(context.Background(), refreshToken)
+	require.NoError(t, err)
+	again, err := c.Refresh(context.Background(), refreshToken)
+	require.NoError(t, err)
+	require.Equal(t, *first, *again, "a late request with the old refresh token gets the same result")
+	require.EqualValues(t, 1, calls.Load())
+
+	other, err := c.Refresh(context.Background(), "another-token")
+	require.NoError(t, err)
+	require.Equal(t, "a2", other.AccessToken, "another token is its own call")
+
+	time.Sleep(window + 20*time.Millisecond)
+	after, err := c.Refresh(context.Background(), refreshToken)
+	require.NoError(t, err)
+	require.Equal(t, "a3", after.AccessToken, "the window ended")
+
+	// Failures are never kept.
+	fail.Store(true)
+	_, err = c.Refresh(context.Background(), "failing-token")
+	require.ErrorIs(t, err, upstream.ErrUnavailable)
+	fail.Store(false)
+	ok, err := c.Refresh(context.Background(), "failing-token")
+	require.NoError(t, err)
+	require.Equal(t, "a5", ok.AccessToken)
+}
