@@ -85,7 +85,10 @@ type Config struct {
 	Upstream *upstream.Client
 
 	// Logger receives the manager's logs; they carry session IDs and user
-	// IDs, never a token. Default: slog.Default().
+	// IDs, never a token. Routine events (sign-in, sign-out, a session
+	// created, extended, evicted, revoked) log at Debug; "sign out
+	// everywhere" at Info; an upstream whose user or tokens do not match
+	// the access token at Warn. Default: slog.Default().
 	Logger *slog.Logger
 	// Hooks are called on sign-in, sign-out and other session events, for
 	// audit logs and metrics.

@@ -341,7 +341,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if st != nil {
 		st.set(s, token, nil)
 	}
-	m.log.InfoContext(ctx, "manager: signed in", "session_id", s.ID, "user_id", userID)
+	m.log.DebugContext(ctx, "manager: signed in", "session_id", s.ID, "user_id", userID)
 	m.emit(ctx, m.cfg.Hooks.SignIn, Event{UserID: userID, SessionID: s.ID, Source: SourceSession, Device: s.Device})
 	return s.Clone(), nil
 }

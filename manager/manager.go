@@ -280,7 +280,7 @@ func (m *Manager) resolveRefresh(ctx context.Context, c Credentials) (*Resolutio
 		if err != nil {
 			err = upstreamErr("refresh", err)
 			if errors.Is(err, ErrNoSession) {
-				m.log.InfoContext(ctx, "manager: upstream refused a refresh token")
+				m.log.DebugContext(ctx, "manager: upstream refused a refresh token")
 			}
 			return nil, err
 		}
@@ -401,7 +401,7 @@ func (m *Manager) insert(ctx context.Context, op string, s *store.Session, src S
 	m.log.DebugContext(ctx, "manager: session created", "session_id", s.ID, "user_id", s.UserID, "source", src.String())
 	m.emit(ctx, m.cfg.Hooks.SessionCreated, Event{Time: s.CreatedAt, UserID: s.UserID, SessionID: s.ID, Source: src, Device: s.Device})
 	for _, ev := range evicted {
-		m.log.InfoContext(ctx, "manager: session evicted by MaxSessionsPerUser", "session_id", ev, "user_id", s.UserID)
+		m.log.DebugContext(ctx, "manager: session evicted by MaxSessionsPerUser", "session_id", ev, "user_id", s.UserID)
 		m.emit(ctx, m.cfg.Hooks.SessionRevoked, Event{Time: s.CreatedAt, UserID: s.UserID, SessionID: ev, Reason: "evicted"})
 	}
 	return nil
@@ -456,7 +456,7 @@ func (m *Manager) endIdle(ctx context.Context, s *store.Session) error {
 	if err := m.st.Delete(ctx, s.ID); err != nil {
 		return err
 	}
-	m.log.InfoContext(ctx, "manager: idle session ended", "session_id", s.ID, "user_id", s.UserID)
+	m.log.DebugContext(ctx, "manager: idle session ended", "session_id", s.ID, "user_id", s.UserID)
 	m.emit(ctx, m.cfg.Hooks.SessionRevoked, Event{UserID: s.UserID, SessionID: s.ID, Device: s.Device, Reason: "idle"})
 	return nil
 }
@@ -564,7 +564,7 @@ func (m *Manager) RevokeSession(ctx context.Context, userID, sessionID string) e
 	if err := m.st.Delete(ctx, sessionID); err != nil {
 		return storeErr("revoke session", err)
 	}
-	m.log.InfoContext(ctx, "manager: session revoked", "session_id", sessionID, "user_id", userID)
+	m.log.DebugContext(ctx, "manager: session revoked", "session_id", sessionID, "user_id", userID)
 	m.emit(ctx, m.cfg.Hooks.SessionRevoked, Event{UserID: userID, SessionID: sessionID, Device: s.Device, Reason: "revoked"})
 	return nil
 }
@@ -584,7 +584,7 @@ func (m *Manager) signOut(ctx context.Context, s *store.Session) error {
 	if err := m.st.Delete(ctx, s.ID); err != nil {
 		return storeErr("sign out", err)
 	}
-	m.log.InfoContext(ctx, "manager: signed out", "session_id", s.ID, "user_id", s.UserID)
+	m.log.DebugContext(ctx, "manager: signed out", "session_id", s.ID, "user_id", s.UserID)
 	m.emit(ctx, m.cfg.Hooks.SignOut, Event{UserID: s.UserID, SessionID: s.ID, Device: s.Device})
 	return nil
 }
