@@ -391,6 +391,31 @@ func Prefix(t testing.TB) string {
 	return fmt.Sprintf("t:%s:%s:%d:", name, runID, prefixSeq.Add(1))
 }
 
+// Prefix returns a key prefix unique to the test, like the package-level
+// Prefix. On an external (REDIS_URL) server, the test's cleanup also
+// deletes every key under it, so repeated runs leave nothing behind; a
+// server the test owns dies with it anyway.
+func (s *Server) Prefix(t testing.TB) string {
+	t.Helper()
+	p := Prefix(t)
+	if s.external {
+		t.Cleanup(func() {
+			c := goredis.NewClient(s.Options())
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+			defer cancel()
+			iter := c.Scan(ctx, 0, p+"*", 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+			if err := iter.Err(); err != nil {
+				t.Errorf("redistest: deleting keys under %q: %v", p, err)
+			}
+		})
+	}
+	return p
+}
+
 // runID tells apart test binaries sharing one REDIS_URL server.
 var runID = func() string {
 	var b [3]byte

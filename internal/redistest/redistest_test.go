@@ -63,6 +63,18 @@ func TestStandaloneUsesRedisURL(t *testing.T) {
 	require.Zero(t, s.PID())
 	require.Error(t, s.Kill(), "an external server must not be killable")
 	require.NoError(t, s.Client(t).Ping(context.Background()).Err())
+
+	// Keys under the test's prefix on an external server go with the test.
+	ctx := context.Background()
+	var prefix string
+	t.Run("writer", func(t *testing.T) {
+		prefix = s.Prefix(t)
+		require.NoError(t, s.Client(t).Set(ctx, prefix+"k", "v", 0).Err())
+	})
+	require.NoError(t, own.Client(t).Set(ctx, "other", "v", 0).Err())
+	keys, err := own.Client(t).Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	require.Equal(t, []string{"other"}, keys, "keys under %q must be deleted, others kept", prefix)
 }
 
 func TestPrefixUniqueAndTagFree(t *testing.T) {

@@ -33,16 +33,19 @@ type backend struct {
 // once per kind in a subtest named after it.
 func eachBackend(t *testing.T, fn func(t *testing.T, b *backend)) {
 	t.Run("Miniredis", func(t *testing.T) {
-		fn(t, newBackend(t, goredis.NewClient(&goredis.Options{Addr: miniredis.RunT(t).Addr()})))
+		client := goredis.NewClient(&goredis.Options{Addr: miniredis.RunT(t).Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		fn(t, newBackend(t, client, redistest.Prefix(t)))
 	})
 	t.Run("Standalone", func(t *testing.T) {
-		fn(t, newBackend(t, redistest.Standalone(t).Client(t)))
+		srv := redistest.Standalone(t)
+		fn(t, newBackend(t, srv.Client(t), srv.Prefix(t)))
 	})
 }
 
-func newBackend(t *testing.T, client goredis.UniversalClient) *backend {
+func newBackend(t *testing.T, client goredis.UniversalClient, prefix string) *backend {
 	t.Helper()
-	b := &backend{client: client, prefix: redistest.Prefix(t), clk: storetest.NewClock(time.Now())}
+	b := &backend{client: client, prefix: prefix, clk: storetest.NewClock(time.Now())}
 	s, err := redis.New(client, redis.Options{KeyPrefix: b.prefix, Now: b.clk.Now})
 	require.NoError(t, err)
 	b.s = s
@@ -206,10 +209,11 @@ func (h *countHook) take() []string {
 
 func TestRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	client := redistest.Standalone(t).Client(t)
+	srv := redistest.Standalone(t)
+	client := srv.Client(t)
 	hook := &countHook{}
 	client.AddHook(hook)
-	b := newBackend(t, client)
+	b := newBackend(t, client, srv.Prefix(t))
 	s := b.create(t, "alice", time.Hour)
 	// Warm the script cache: a first Run may need EVALSHA, then EVAL.
 	_, err := b.s.List(ctx, "alice")
@@ -251,8 +255,9 @@ func TestRoundTrips(t *testing.T) {
 
 func TestKeysExpireByTTL(t *testing.T) {
 	ctx := context.Background()
-	client := redistest.Standalone(t).Client(t)
-	prefix := redistest.Prefix(t)
+	srv := redistest.Standalone(t)
+	client := srv.Client(t)
+	prefix := srv.Prefix(t)
 	s, err := redis.New(client, redis.Options{KeyPrefix: prefix}) // the real clock
 	require.NoError(t, err)
 	const ttl = 300 * time.Millisecond
@@ -408,7 +413,7 @@ func TestUserJSONVerbatim(t *testing.T) {
 func TestClusterSlots(t *testing.T) {
 	ctx := context.Background()
 	c := redistest.SharedCluster(t)
-	b := newBackend(t, c.Client(t))
+	b := newBackend(t, c.Client(t), redistest.Prefix(t))
 	const users = 24
 	for i := range users {
 		userID := fmt.Sprintf("user-%d", i)
@@ -514,7 +519,7 @@ func TestCheckConfig(t *testing.T) {
 func TestUnavailable(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.StartServer(t)
-	b := newBackend(t, failFast(t, srv))
+	b := newBackend(t, failFast(t, srv), srv.Prefix(t))
 	s := b.create(t, "alice", time.Hour)
 	require.NoError(t, srv.Kill())
 

@@ -40,8 +40,9 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
-	client := redistest.Standalone(b).Client(b)
-	e := &benchEnv{client: client, prefix: redistest.Prefix(b)}
+	srv := redistest.Standalone(b)
+	client := srv.Client(b)
+	e := &benchEnv{client: client, prefix: srv.Prefix(b)}
 	var err error
 	e.store, err = redis.New(client, redis.Options{KeyPrefix: e.prefix})
 	require.NoError(b, err)

@@ -23,27 +23,29 @@ func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 func TestStore(t *testing.T) {
 	t.Run("Miniredis", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-			return newStore(t, goredis.NewClient(&goredis.Options{Addr: miniredis.RunT(t).Addr()}), now)
+			client := goredis.NewClient(&goredis.Options{Addr: miniredis.RunT(t).Addr()})
+			t.Cleanup(func() { _ = client.Close() })
+			return newStore(t, client, redistest.Prefix(t), now)
 		})
 	})
 	t.Run("Standalone", func(t *testing.T) {
 		srv := redistest.Standalone(t)
 		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-			return newStore(t, srv.Client(t), now)
+			return newStore(t, srv.Client(t), srv.Prefix(t), now)
 		})
 	})
 	t.Run("Cluster", func(t *testing.T) {
 		c := redistest.SharedCluster(t)
 		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-			return newStore(t, c.Client(t), now)
+			return newStore(t, c.Client(t), redistest.Prefix(t), now)
 		})
 	})
 }
 
 // newStore returns a store on client under a key prefix of the test's own.
-func newStore(t *testing.T, client goredis.UniversalClient, now func() time.Time) *redis.Store {
+func newStore(t *testing.T, client goredis.UniversalClient, prefix string, now func() time.Time) *redis.Store {
 	t.Helper()
-	s, err := redis.New(client, redis.Options{KeyPrefix: redistest.Prefix(t), Now: now})
+	s, err := redis.New(client, redis.Options{KeyPrefix: prefix, Now: now})
 	require.NoError(t, err)
 	return s
 }
