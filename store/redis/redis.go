@@ -28,6 +28,19 @@
 // Redis must not evict keys on its own: with maxmemory-policy allkeys-*,
 // an index could vanish while its sessions live on, and "sign out
 // everywhere" would miss them. CheckConfig reports such a server.
+//
+// # Errors
+//
+// Input is validated before any round trip (store.ErrInvalid,
+// store.ErrTooLarge). A missing or expired session is store.ErrNotFound.
+// Every other failure (network, server error, a cancelled or expired ctx)
+// wraps store.ErrUnavailable together with its cause, so callers answer
+// "try again" rather than "signed out", and errors.Is(err,
+// context.Canceled) still holds. Errors never contain a token.
+//
+// go-redis bounds calls by its own timeouts; set
+// UniversalOptions.ContextTimeoutEnabled so that a request's ctx deadline
+// bounds them too.
 package redis
 
 import (
