@@ -1,0 +1,113 @@
+package manager_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/manager"
+	"github.com/sessiond/sessiond/manager/jwtverify"
+	"github.com/sessiond/sessiond/store"
+	redisstore "github.com/sessiond/sessiond/store/redis"
+	"github.com/sessiond/sessiond/store/storetest"
+)
+
+// benchManager is a quiet Manager on st with a real clock.
+func benchManager(b *testing.B, st store.Store, cfg manager.Config) *manager.Manager {
+	b.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m, err := manager.New(st, cfg)
+	require.NoError(b, err)
+	return m
+}
+
+// serveGetServerSession runs one request through Middleware to a handler
+// that reads the session, the whole per-request cost for the app.
+func serveGetServerSession(b *testing.B, m *manager.Manager, req *http.Request) {
+	b.Helper()
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := m.GetServerSession(r); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+		}
+	}))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+func cookieRequest(b *testing.B, m *manager.Manager) *http.Request {
+	b.Helper()
+	token, _, err := m.CreateSession(context.Background(), "bench-user", []byte(`{"id":"bench-user","name":"Bench"}`), store.Device{UserAgent: "bench"})
+	require.NoError(b, err)
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(&http.Cookie{Name: m.CookieName(), Value: token})
+	return req
+}
+
+// BenchmarkGetServerSession measures a request resolved by its session
+// cookie (a store hit, no extension due) on each backend, and requests
+// resolved by a JWT (verify, fetch the user from an httptest upstream on
+// loopback, create a session). The Redis floor is one raw GET on the same
+// server, and the verify-only figures split the JWT path's cost.
+func BenchmarkGetServerSession(b *testing.B) {
+	b.Run("cookie/memory", func(b *testing.B) {
+		m := benchManager(b, newMemory(b, nil), manager.Config{})
+		serveGetServerSession(b, m, cookieRequest(b, m))
+	})
+
+	b.Run("cookie/redis", func(b *testing.B) {
+		client := redistest.Standalone(b).Client(b)
+		st, err := redisstore.New(client, redisstore.Options{KeyPrefix: redistest.Prefix(b)})
+		require.NoError(b, err)
+		m := benchManager(b, st, manager.Config{})
+		serveGetServerSession(b, m, cookieRequest(b, m))
+	})
+
+	b.Run("redis-floor-GET", func(b *testing.B) {
+		client := redistest.Standalone(b).Client(b)
+		key := redistest.Prefix(b) + "k"
+		require.NoError(b, client.Set(context.Background(), key, `{"id":"x"}`, time.Minute).Err())
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if err := client.Get(context.Background(), key).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	for _, alg := range []string{"HS256", "RS256"} {
+		b.Run("jwt/"+alg, func(b *testing.B) {
+			p := newIdP(b, alg, storetest.NewClock(time.Now()))
+			m := benchManager(b, newMemory(b, nil), manager.Config{JWT: p.verifier(b, jwtverify.Config{}), Upstream: p.client(b)})
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("Authorization", "Bearer "+p.accessToken(b, "bench-user"))
+			serveGetServerSession(b, m, req)
+		})
+		b.Run("verify-only/"+alg, func(b *testing.B) {
+			p := newIdP(b, alg, storetest.NewClock(time.Now()))
+			v := p.verifier(b, jwtverify.Config{})
+			tok := p.accessToken(b, "bench-user")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := v.Verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
