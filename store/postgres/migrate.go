@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiond/sessiond/store"
 )
 
 // The migrations, applied in the order of their version, the number that
@@ -33,9 +36,11 @@ type migration struct {
 
 var migrationName = regexp.MustCompile(`^(\d+)_([a-z0-9_]+)\.sql$`)
 
-// loadMigrations reads the embedded migrations and checks that their
+// loadMigrations reads the embedded migrations once and checks that their
 // versions run 1, 2, 3... without gaps or repeats.
-func loadMigrations() ([]migration, error) {
+var loadMigrations = sync.OnceValues(readMigrations)
+
+func readMigrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
 		return nil, err
@@ -116,6 +121,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 	})
 	if err != nil {
 		return s.fail(ctx, "migrate", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers and holds the schema this
+// release needs, for readiness probes: an instance started before Migrate
+// has run (by it or by another instance) is not ready. Failures wrap
+// store.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	var current int
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+s.versions).Scan(&current); err != nil {
+		return s.fail(ctx, "ping", err)
+	}
+	if current < len(ms) {
+		return fmt.Errorf("postgres: ping: %w: schema version %d, this release needs %d (has Migrate run?)",
+			store.ErrUnavailable, current, len(ms))
 	}
 	return nil
 }

@@ -325,6 +325,7 @@ func TestUnavailable(t *testing.T) {
 	_, err = s.Count(ctx, "alice")
 	require.ErrorIs(t, err, store.ErrUnavailable)
 	require.ErrorIs(t, s.Migrate(ctx), store.ErrUnavailable)
+	require.ErrorIs(t, s.Ping(ctx), store.ErrUnavailable)
 	_, err = s.Cleanup(ctx)
 	require.ErrorIs(t, err, store.ErrUnavailable)
 	// Bad input is reported as such, without a connection.
@@ -333,12 +334,26 @@ func TestUnavailable(t *testing.T) {
 }
 
 func TestNotMigrated(t *testing.T) {
+	ctx := context.Background()
 	pool := testPool(t)
 	s, err := New(pool, Options{Schema: newSchema(t, pool), CleanupInterval: -1})
 	require.NoError(t, err)
-	_, err = s.Get(context.Background(), session(t, "alice", time.Now(), time.Hour).ID)
+	_, err = s.Get(ctx, session(t, "alice", time.Now(), time.Hour).ID)
 	require.ErrorIs(t, err, store.ErrUnavailable)
 	require.ErrorContains(t, err, "Migrate")
+
+	err = s.Ping(ctx)
+	require.ErrorIs(t, err, store.ErrUnavailable, "Ping before Migrate")
+	require.ErrorContains(t, err, "Migrate")
+	require.NoError(t, s.Migrate(ctx))
+	require.NoError(t, s.Ping(ctx), "Ping after Migrate")
+
+	// A schema an older release migrated: the version table lags.
+	_, err = pool.Exec(ctx, "DELETE FROM "+s.versions+" WHERE version = (SELECT max(version) FROM "+s.versions+")")
+	require.NoError(t, err)
+	err = s.Ping(ctx)
+	require.ErrorIs(t, err, store.ErrUnavailable, "Ping on an outdated schema")
+	require.ErrorContains(t, err, "schema version")
 }
 
 func TestNewOptions(t *testing.T) {
