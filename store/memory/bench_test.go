@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/store/storetest"
 )
 
 // Benchmark data: 400-byte sessions (JSON size as stored, see
@@ -250,4 +251,46 @@ func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// BenchmarkSweep reports the janitor's cost per expired session (ns/op),
+// with many users and with all sessions under one user: both must stay
+// flat, as the janitor pays for what expires, not for what is stored.
+func BenchmarkSweep(b *testing.B) {
+	for _, users := range []int{chunk / perUser, 1} {
+		b.Run(map[int]string{1: "OneUser"}[users]+map[bool]string{true: "ManyUsers"}[users > 1], func(b *testing.B) {
+			clk := storetest.NewClock(time.Now())
+			s := New(Options{Now: clk.Now, JanitorInterval: -1})
+			b.Cleanup(func() { _ = s.Close() })
+			// Stored sessions that outlive the benchmark, so a sweep that
+			// scanned everything would show.
+			for _, sess := range benchSessions("stay", prefill) {
+				if _, err := s.Create(context.Background(), sess, store.CreateOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pool := make([]*store.Session, chunk)
+			for i := range pool {
+				pool[i] = benchSession(fmt.Sprint("gone-", i%users), uint64(i), clk.Now())
+			}
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				b.StopTimer()
+				part := pool[:min(b.N-done, len(pool))]
+				for _, sess := range part {
+					c := *sess
+					c.ExpiresAt = clk.Now().Add(time.Minute)
+					if _, err := s.Create(context.Background(), &c, store.CreateOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				clk.Advance(time.Minute)
+				b.StartTimer()
+				if n := s.sweep(); n != len(part) {
+					b.Fatalf("sweep removed %d sessions, want %d", n, len(part))
+				}
+				done += len(part)
+			}
+		})
+	}
 }

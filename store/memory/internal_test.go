@@ -49,9 +49,16 @@ func checkInvariants(t *testing.T, s *Store) int {
 		indexed := 0
 		for userID, u := range sh.users {
 			require.Equal(t, userID, u.id)
-			require.NotEmpty(t, u.entries, "shard %d: empty index of %q kept", i, userID)
+			require.Less(t, u.dead, len(u.entries), "shard %d: index of %q has no live entry but is kept", i, userID)
+			require.LessOrEqual(t, u.dead, len(u.entries)/2, "shard %d: index of %q is mostly dead", i, userID)
+			dead := 0
 			for k, e := range u.entries {
 				require.Same(t, u, e.owner)
+				if !e.stored() {
+					dead++
+					require.NotSame(t, e, sh.sessions[e.id], "shard %d: dead entry still in the map", i)
+					continue
+				}
 				require.Same(t, e, sh.sessions[e.id], "shard %d: indexed entry not in the map", i)
 				require.Equal(t, store.UserTag(userID), e.id[:store.TagLen], "session in the wrong index")
 				require.Same(t, sh, s.shardOfID(e.id), "session in the wrong shard")
@@ -59,7 +66,8 @@ func checkInvariants(t *testing.T, s *Store) int {
 					require.LessOrEqual(t, u.entries[k-1].created, e.created, "index of %q out of CreatedAt order", userID)
 				}
 			}
-			indexed += len(u.entries)
+			require.Equal(t, dead, u.dead, "shard %d: dead count of %q", i, userID)
+			indexed += len(u.entries) - dead
 		}
 		require.Equal(t, len(sh.sessions), indexed, "shard %d: map and indexes disagree", i)
 		total += len(sh.sessions)
@@ -124,6 +132,41 @@ func TestSweepInBatches(t *testing.T) {
 	require.Equal(t, n, s.sweep())
 	require.Zero(t, checkInvariants(t, s))
 	require.Empty(t, s.shardOfUser("alice").users, "the empty user index is dropped")
+}
+
+// TestBigUser covers a user with far more sessions than a cap would allow:
+// removals leave dead entries that are compacted away, and the index stays
+// in step through deletes, sweeps and a capped Create.
+func TestBigUser(t *testing.T) {
+	clk := storetest.NewClock(time.Now())
+	s := New(Options{Now: clk.Now, JanitorInterval: -1})
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	var ids []string
+	for i := range 1000 {
+		sess := newSession(t, "big", clk.Now(), time.Minute+time.Duration(i%2)*time.Hour)
+		_, err := s.Create(ctx, sess, store.CreateOptions{})
+		require.NoError(t, err)
+		ids = append(ids, sess.ID)
+	}
+	for _, id := range ids[:300:300] {
+		require.NoError(t, s.Delete(ctx, id))
+	}
+	require.Equal(t, 700, checkInvariants(t, s))
+	clk.Advance(time.Minute)
+	require.Equal(t, 350, s.sweep())
+	require.Equal(t, 350, checkInvariants(t, s))
+	n, err := s.Count(ctx, "big")
+	require.NoError(t, err)
+	require.Equal(t, 350, n)
+
+	evicted, err := s.Create(ctx, newSession(t, "big", clk.Now(), 2*time.Hour), store.CreateOptions{MaxPerUser: 10})
+	require.NoError(t, err)
+	require.Len(t, evicted, 341)
+	require.Equal(t, 10, checkInvariants(t, s))
+	list, err := s.List(ctx, "big")
+	require.NoError(t, err)
+	require.Len(t, list, 10)
 }
 
 func TestJanitorRuns(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,16 +126,38 @@ type entry struct {
 }
 
 // userIndex is one user's sessions in one shard, ordered by CreatedAt
-// (ties: creation order), so List needs no sort.
+// (ties: creation order), so List needs no sort. Removal only marks an
+// entry dead (heapIdx -1) and the slice is compacted once half of it is
+// dead, so that removing any one session costs O(1) amortized even for a
+// user with a great many sessions.
 type userIndex struct {
 	id      string
-	entries []*entry
+	entries []*entry // live and dead
+	dead    int
+}
+
+// stored reports whether e is still in its shard (not yet removed).
+func (e *entry) stored() bool { return e.heapIdx >= 0 }
+
+func (u *userIndex) compact() {
+	kept := u.entries[:0]
+	for _, e := range u.entries {
+		if e.stored() {
+			kept = append(kept, e)
+		}
+	}
+	clear(u.entries[len(kept):])
+	u.entries, u.dead = kept, 0
+	if cap(u.entries) > 16 && cap(u.entries) > 4*len(u.entries) {
+		// Give back the memory of a user who once had many sessions.
+		u.entries = slices.Clip(slices.Clone(u.entries))
+	}
 }
 
 func newEntry(s *store.Session) *entry {
 	d := s.Device
 	return &entry{
-		id:      s.ID,
+		id:      strings.Clone(s.ID), // see add
 		user:    s.User,
 		device:  d.UserAgent + d.IP + d.Label,
 		uaLen:   uint16(len(d.UserAgent)),
@@ -228,8 +251,10 @@ func unhex(c byte) byte {
 func (sh *shard) add(e *entry, userID string) {
 	u := sh.users[userID]
 	if u == nil {
-		u = &userIndex{id: userID}
-		sh.users[userID] = u
+		// The index owns its copy: the caller's string may pin a larger
+		// buffer (a request body) for as long as the session lives.
+		u = &userIndex{id: strings.Clone(userID)}
+		sh.users[u.id] = u
 	}
 	e.owner = u
 	i := len(u.entries)
@@ -241,30 +266,45 @@ func (sh *shard) add(e *entry, userID string) {
 	sh.heapPush(e)
 }
 
-// remove deletes e from the map, the heap and its user's index. The caller
-// holds mu.
+// remove deletes e from the map and the heap, which marks it dead in its
+// user's index. The caller holds mu.
 func (sh *shard) remove(e *entry) {
-	delete(sh.sessions, e.id)
-	sh.heapRemove(int(e.heapIdx))
+	sh.drop(e)
 	u := e.owner
-	if i := slices.Index(u.entries, e); i >= 0 {
-		u.entries = slices.Delete(u.entries, i, i+1)
-	}
-	if len(u.entries) == 0 {
+	switch {
+	case u.dead == len(u.entries):
 		delete(sh.users, u.id)
-	} else if cap(u.entries) > 16 && cap(u.entries) > 4*len(u.entries) {
-		// Give back the memory of a user who once had many sessions.
-		u.entries = slices.Clip(slices.Clone(u.entries))
+	case u.dead > len(u.entries)/2:
+		u.compact()
 	}
 }
 
-// pruneUser removes u's expired sessions. The caller holds mu.
-func (sh *shard) pruneUser(u *userIndex, now int64) {
-	for i := len(u.entries) - 1; i >= 0 && i < len(u.entries); i-- {
-		if e := u.entries[i]; !e.live(now) {
-			sh.remove(e)
+// drop is remove without the upkeep of the user's index, for callers
+// that are walking that index.
+func (sh *shard) drop(e *entry) {
+	delete(sh.sessions, e.id)
+	sh.heapRemove(int(e.heapIdx))
+	e.owner.dead++
+}
+
+// prune removes u's expired sessions and compacts its index, whose entries
+// are then exactly the live sessions, oldest first. It reports whether u
+// still has sessions (else it is no longer in the shard). The caller holds
+// mu for writing.
+func (sh *shard) prune(u *userIndex, now int64) bool {
+	for _, e := range u.entries {
+		if e.stored() && !e.live(now) {
+			sh.drop(e)
 		}
 	}
+	if u.dead == len(u.entries) {
+		delete(sh.users, u.id)
+		return false
+	}
+	if u.dead > 0 {
+		u.compact()
+	}
+	return true
 }
 
 // sweep removes the shard's expired sessions, sweepBatch per lock hold.
@@ -390,9 +430,10 @@ func (s *Store) Create(ctx context.Context, in *store.Session, opts store.Create
 		sh.remove(old)
 	}
 	var evicted []string
-	if u := sh.users[p.UserID]; u != nil {
-		sh.pruneUser(u, nowMs)
-		if over := len(u.entries) - opts.MaxPerUser + 1; opts.MaxPerUser > 0 && over > 0 {
+	// Without a cap, Create leaves expired sessions to the janitor and
+	// costs O(1) however many sessions the user has.
+	if u := sh.users[p.UserID]; u != nil && opts.MaxPerUser > 0 && sh.prune(u, nowMs) {
+		if over := len(u.entries) - opts.MaxPerUser + 1; over > 0 {
 			if opts.OnLimit == store.Refuse {
 				return nil, fmt.Errorf("memory: create session: %w (limit %d)", store.ErrTooManySessions, opts.MaxPerUser)
 			}
@@ -403,11 +444,6 @@ func (s *Store) Create(ctx context.Context, in *store.Session, opts store.Create
 				evicted = append(evicted, v.id)
 				sh.remove(v)
 			}
-		}
-		if sh.users[p.UserID] == u {
-			// Share the index's copy of the user ID.
-			sh.add(e, u.id)
-			return evicted, nil
 		}
 	}
 	sh.add(e, p.UserID)
@@ -497,10 +533,9 @@ func (s *Store) UpdateUser(ctx context.Context, userID string, user json.RawMess
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	u := sh.users[userID]
-	if u == nil {
+	if u == nil || !sh.prune(u, now) {
 		return 0, nil
 	}
-	sh.pruneUser(u, now)
 	for _, e := range u.entries {
 		e.user, e.updated = stored, now
 	}
@@ -540,9 +575,9 @@ func (s *Store) List(ctx context.Context, userID string) ([]*store.Session, erro
 	if u == nil {
 		return []*store.Session{}, nil
 	}
-	out := make([]*store.Session, 0, len(u.entries))
+	out := make([]*store.Session, 0, len(u.entries)-u.dead)
 	for _, e := range u.entries {
-		if e.live(now) {
+		if e.stored() && e.live(now) {
 			out = append(out, e.session())
 		}
 	}
@@ -567,11 +602,13 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (int, error) {
 	}
 	n := 0
 	for _, e := range u.entries {
+		if !e.stored() {
+			continue
+		}
 		if e.live(now) {
 			n++
 		}
-		delete(sh.sessions, e.id)
-		sh.heapRemove(int(e.heapIdx))
+		sh.drop(e)
 	}
 	delete(sh.users, userID)
 	return n, nil
@@ -592,7 +629,7 @@ func (s *Store) Count(ctx context.Context, userID string) (int, error) {
 	n := 0
 	if u := sh.users[userID]; u != nil {
 		for _, e := range u.entries {
-			if e.live(now) {
+			if e.stored() && e.live(now) {
 				n++
 			}
 		}
