@@ -24,8 +24,9 @@ type Options struct {
 	// sessions from memory. Expired sessions are never returned whatever
 	// the janitor's lag; the janitor only gives their memory back. Each
 	// run costs in proportion to what has expired, not to what is stored.
-	// Default: 1 minute. Negative: no janitor; expired sessions are then
-	// removed only when their user's sessions are next written.
+	// Default: 1 minute. Negative: no janitor; expired sessions then stay
+	// in memory (never returned) until Delete, DeleteUser, UpdateUser or a
+	// capped Create for their user removes them.
 	JanitorInterval time.Duration
 }
 
