@@ -180,7 +180,8 @@ func (st *requestState) set(s *store.Session, token string, err error) {
 // response; a request without credentials costs no store call.
 //
 // A request without a valid session goes on to next anonymously (use
-// RequireSession to refuse it); a stale session cookie is cleared. When
+// RequireSession to refuse it); the credential cookies it sent, all found
+// dead, are cleared. When
 // the store or upstream is unavailable, Middleware answers 503 itself and
 // leaves every cookie alone.
 //
@@ -215,13 +216,44 @@ func (m *Manager) resolveRequest(w http.ResponseWriter, r *http.Request) *reques
 		writeCookies(w, res.Cookies)
 	case errors.Is(err, ErrNoSession):
 		st.set(nil, "", err)
-		if c.SessionToken != "" {
-			writeCookies(w, []*http.Cookie{m.clearCookie(m.sessionCookie)})
-		}
+		// Every credential cookie the request sent was tried and found
+		// dead; clearing them keeps the client from presenting them (and
+		// the upstream from being asked about them) on every request.
+		writeCookies(w, m.deadCookies(r, c))
 	default:
 		st.set(nil, "", err)
 	}
 	return st
+}
+
+// deadCookies returns the Set-Cookies that clear the credential cookies r
+// sent, after the resolve chain rejected them all. An access-token cookie
+// is kept when an Authorization header was used instead of it, and token
+// cookies are left alone when the JWT steps are off.
+func (m *Manager) deadCookies(r *http.Request, c Credentials) []*http.Cookie {
+	// Token cookies are only the manager's to clear when it uses them.
+	tokens := m.cfg.JWT != nil && m.cfg.Upstream != nil
+	var out []*http.Cookie
+	for _, ck := range r.Cookies() {
+		switch {
+		case ck.Name == m.sessionCookie && ck.Value == c.SessionToken,
+			tokens && ck.Name == m.accessCookie && ck.Value == c.AccessToken,
+			tokens && ck.Name == m.refreshCookie && ck.Value == c.RefreshToken:
+			if cookieNamed(out, ck.Name) == nil {
+				out = append(out, m.clearCookie(ck.Name))
+			}
+		}
+	}
+	return out
+}
+
+func cookieNamed(cs []*http.Cookie, name string) *http.Cookie {
+	for _, c := range cs {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // GetServerSession returns the request's session. Behind Middleware it

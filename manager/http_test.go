@@ -515,3 +515,36 @@ func TestLogsNeverContainTokens(t *testing.T) {
 		require.NotContains(t, logs, s[len(s)/3:2*len(s)/3])
 	}
 }
+
+// TestHTTPDeadTokenCookiesCleared: a refresh token the upstream refused is
+// cleared, so the client does not send it to the upstream on every
+// request.
+func TestHTTPDeadTokenCookiesCleared(t *testing.T) {
+	e := newEnv(t, newMemory, envOptions{idpAlg: "HS256"})
+	a := newApp(t, e)
+	a.plant(
+		&http.Cookie{Name: e.m.CookieName(), Value: must(store.NewToken("42")), Path: "/"},
+		&http.Cookie{Name: e.m.AccessTokenCookieName(), Value: e.idp.expiredToken(t, "42"), Path: "/"},
+		&http.Cookie{Name: e.m.RefreshTokenCookieName(), Value: "rt-revoked", Path: "/"},
+	)
+	r := a.do(t, "GET", "/public", nil, nil)
+	require.Equal(t, "anonymous", r.body)
+	require.Len(t, r.cookies, 3)
+	for _, c := range r.cookies {
+		require.Equal(t, -1, c.MaxAge, c.Name)
+	}
+	require.Equal(t, int64(1), e.idp.refreshCalls.Load())
+	require.Empty(t, a.jar.Cookies(a.url))
+	r = a.do(t, "GET", "/public", nil, nil)
+	require.Equal(t, "anonymous", r.body)
+	require.Equal(t, int64(1), e.idp.refreshCalls.Load())
+
+	// A bad Authorization header does not clear a cookie it overrode.
+	b := newApp(t, e)
+	at := e.idp.accessToken(t, "42")
+	b.plant(&http.Cookie{Name: e.m.AccessTokenCookieName(), Value: at, Path: "/"})
+	r = b.do(t, "GET", "/public", nil, http.Header{"Authorization": {"Bearer nope"}})
+	require.Equal(t, "anonymous", r.body)
+	require.Empty(t, r.cookies)
+	require.Equal(t, at, b.jarCookie(e.m.AccessTokenCookieName()))
+}

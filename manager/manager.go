@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -102,6 +103,8 @@ type Manager struct {
 	// flights merges concurrent JWT and refresh steps for the same token:
 	// one upstream call and one new session, shared by every caller.
 	flights singleflight.Group
+	// held keeps refreshed tokens whose session could not be created.
+	held heldTokens
 }
 
 // New returns a Manager on st, or an error naming every invalid setting of
@@ -122,6 +125,7 @@ func New(st store.Store, cfg Config) (*Manager, error) {
 		sessionCookie: cfg.cookieName(cfg.Cookie.Name),
 		accessCookie:  cfg.cookieName(cfg.AccessTokenCookie),
 		refreshCookie: cfg.cookieName(cfg.RefreshTokenCookie),
+		held:          heldTokens{m: map[[sha256.Size]byte]heldEntry{}},
 	}, nil
 }
 
@@ -276,13 +280,17 @@ func (m *Manager) resolveAccessToken(ctx context.Context, c Credentials, claims 
 
 func (m *Manager) resolveRefresh(ctx context.Context, c Credentials) (*Resolution, error) {
 	r, err := m.flight(ctx, "refresh", c.RefreshToken, func(ctx context.Context) (*flightResult, error) {
-		toks, err := m.cfg.Upstream.Refresh(ctx, c.RefreshToken)
-		if err != nil {
-			err = upstreamErr("refresh", err)
-			if errors.Is(err, ErrNoSession) {
-				m.log.DebugContext(ctx, "manager: upstream refused a refresh token")
+		toks, retry := m.held.take(c.RefreshToken, m.now())
+		if !retry {
+			var err error
+			toks, err = m.cfg.Upstream.Refresh(ctx, c.RefreshToken)
+			if err != nil {
+				err = upstreamErr("refresh", err)
+				if errors.Is(err, ErrNoSession) {
+					m.log.DebugContext(ctx, "manager: upstream refused a refresh token")
+				}
+				return nil, err
 			}
-			return nil, err
 		}
 		claims, err := m.cfg.JWT.Verify(toks.AccessToken)
 		if err != nil {
@@ -291,9 +299,17 @@ func (m *Manager) resolveRefresh(ctx context.Context, c Credentials) (*Resolutio
 			m.log.WarnContext(ctx, "manager: refreshed access token does not verify", "err", err)
 			return nil, noSession("refresh", "refreshed access token does not verify")
 		}
-		m.emit(ctx, m.cfg.Hooks.Refreshed, Event{UserID: claims.UserID, Source: SourceRefresh, Device: c.Device})
+		if !retry {
+			m.emit(ctx, m.cfg.Hooks.Refreshed, Event{UserID: claims.UserID, Source: SourceRefresh, Device: c.Device})
+		}
 		token, s, err := m.sessionFromAccessToken(ctx, "refresh", toks.AccessToken, claims, c.Device, SourceRefresh)
 		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				// The upstream has rotated the refresh token the client
+				// holds: without the new tokens the client would be
+				// signed out by an outage. Keep them for its retry.
+				m.held.put(c.RefreshToken, toks, m.now())
+			}
 			return nil, err
 		}
 		return &flightResult{token: token, session: s, tokens: toks, accessExp: claims.ExpiresAt}, nil
@@ -587,4 +603,52 @@ func (m *Manager) signOut(ctx context.Context, s *store.Session) error {
 	m.log.DebugContext(ctx, "manager: signed out", "session_id", s.ID, "user_id", s.UserID)
 	m.emit(ctx, m.cfg.Hooks.SignOut, Event{UserID: s.UserID, SessionID: s.ID, Device: s.Device})
 	return nil
+}
+
+// Refreshed tokens are held for a retry when the rest of the refresh step
+// fails (the store or the user-info endpoint is down): upstreams that
+// rotate refresh tokens have already invalidated the client's one, so
+// dropping the new tokens would sign the user out over an outage.
+const (
+	holdFor     = time.Minute
+	maxHeldSets = 4096 // bounds memory during a long outage
+)
+
+type heldTokens struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]heldEntry // by SHA-256 of the old refresh token
+}
+
+type heldEntry struct {
+	tokens *upstream.Tokens
+	until  time.Time
+}
+
+func (h *heldTokens) put(oldRefresh string, t *upstream.Tokens, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.m) >= maxHeldSets {
+		for k, e := range h.m {
+			if !now.Before(e.until) {
+				delete(h.m, k)
+			}
+		}
+		if len(h.m) >= maxHeldSets {
+			return
+		}
+	}
+	h.m[sha256.Sum256([]byte(oldRefresh))] = heldEntry{tokens: t, until: now.Add(holdFor)}
+}
+
+// take returns and forgets the tokens held for oldRefresh.
+func (h *heldTokens) take(oldRefresh string, now time.Time) (*upstream.Tokens, bool) {
+	key := sha256.Sum256([]byte(oldRefresh))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.m[key]
+	if !ok {
+		return nil, false
+	}
+	delete(h.m, key)
+	return e.tokens, now.Before(e.until)
 }

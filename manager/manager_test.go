@@ -588,6 +588,42 @@ func TestResolveUnavailable(t *testing.T) {
 	})
 }
 
+// TestRefreshSurvivesOutage: the upstream rotated the refresh token but the
+// session could not be stored; the client's retry with its old refresh
+// token gets the new tokens instead of a sign-out.
+func TestRefreshSurvivesOutage(t *testing.T) {
+	e := newEnv(t, newMemory, envOptions{idpAlg: "HS256"})
+	creds := manager.Credentials{AccessToken: e.idp.expiredToken(t, "42"), RefreshToken: e.idp.refreshToken("42")}
+	e.store.down.Store(true)
+	_, err := e.m.Resolve(ctx, creds)
+	require.ErrorIs(t, err, manager.ErrUnavailable)
+	require.Equal(t, int64(1), e.idp.refreshCalls.Load())
+
+	e.store.down.Store(false)
+	res, err := e.m.Resolve(ctx, creds)
+	require.NoError(t, err)
+	require.Equal(t, manager.SourceRefresh, res.Source)
+	require.NotEmpty(t, res.RefreshToken)
+	require.Equal(t, int64(1), e.idp.refreshCalls.Load(), "the retry went to the upstream with a rotated token")
+	require.Equal(t, []string{"refreshed", "created"}, e.events.list())
+
+	// Held once: a second use of the old token goes to the upstream, which
+	// refuses it.
+	_, err = e.m.Resolve(ctx, creds)
+	require.ErrorIs(t, err, manager.ErrNoSession)
+	require.Equal(t, int64(2), e.idp.refreshCalls.Load())
+
+	// Held for a minute only.
+	creds.RefreshToken = e.idp.refreshToken("42")
+	e.store.down.Store(true)
+	_, err = e.m.Resolve(ctx, creds)
+	require.ErrorIs(t, err, manager.ErrUnavailable)
+	e.store.down.Store(false)
+	e.clock.Advance(time.Minute)
+	_, err = e.m.Resolve(ctx, creds)
+	require.ErrorIs(t, err, manager.ErrNoSession)
+}
+
 // TestConcurrentRefresh: requests racing with the same expired access
 // token and refresh token cause one upstream refresh and one session.
 func TestConcurrentRefresh(t *testing.T) {
