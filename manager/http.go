@@ -70,6 +70,27 @@ func (m *Manager) clearCookie(name string) *http.Cookie {
 	return c
 }
 
+// dropSetCookie removes Set-Cookie headers for name written earlier in
+// this response, so that a later cookie replaces them instead of relying
+// on the browser to apply both in order.
+func dropSetCookie(w http.ResponseWriter, name string) {
+	h := w.Header()
+	lines := h.Values("Set-Cookie")
+	kept := lines[:0:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(l, name+"=") {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == len(lines) {
+		return
+	}
+	h.Del("Set-Cookie")
+	for _, l := range kept {
+		h.Add("Set-Cookie", l)
+	}
+}
+
 // writeCookies sends cookies and keeps shared caches from storing the
 // response, which now carries a secret.
 func writeCookies(w http.ResponseWriter, cookies []*http.Cookie) {
@@ -181,9 +202,8 @@ func (st *requestState) set(s *store.Session, token string, err error) {
 //
 // A request without a valid session goes on to next anonymously (use
 // RequireSession to refuse it); the credential cookies it sent, all found
-// dead, are cleared. When
-// the store or upstream is unavailable, Middleware answers 503 itself and
-// leaves every cookie alone.
+// dead, are cleared. When the store or upstream is unavailable, Middleware
+// answers 503 itself and leaves every cookie alone.
 //
 // It works with http.ServeMux and any router built on net/http; wrapping
 // twice resolves once.
@@ -298,6 +318,8 @@ func (m *Manager) RequireSession(next http.Handler) http.Handler {
 			writeError(w, r, http.StatusServiceUnavailable)
 		case errors.Is(err, ErrNoSession), errors.Is(err, store.ErrTooManySessions):
 			writeError(w, r, http.StatusUnauthorized)
+		case errors.Is(err, context.Canceled):
+			// The client has gone; nobody reads the answer.
 		default:
 			m.log.ErrorContext(r.Context(), "manager: resolving the session failed", "err", err)
 			writeError(w, r, http.StatusInternalServerError)
@@ -369,6 +391,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err := m.insert(ctx, op, s, SourceSession); err != nil {
 		return nil, err
 	}
+	dropSetCookie(w, m.sessionCookie) // a clearing written by Middleware
 	writeCookies(w, []*http.Cookie{m.SessionCookie(token, s.ExpiresAt)})
 	if st != nil {
 		st.set(s, token, nil)
@@ -402,6 +425,9 @@ func (m *Manager) SignOut(w http.ResponseWriter, r *http.Request) error {
 		if err := m.signOut(ctx, s); err != nil {
 			return err
 		}
+	}
+	for _, c := range m.ClearCookies() {
+		dropSetCookie(w, c.Name) // e.g. an extension written by Middleware
 	}
 	writeCookies(w, m.ClearCookies())
 	if st != nil && st.m == m {

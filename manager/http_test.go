@@ -288,6 +288,24 @@ func TestHTTPStaleCookieCleared(t *testing.T) {
 	require.Equal(t, -1, r.cookies[0].MaxAge)
 	require.Empty(t, a.jarCookie(e.m.CookieName()))
 	require.Zero(t, e.store.writes())
+
+	// Signing in with a stale cookie sends one Set-Cookie: the new one,
+	// not a clearing followed by it.
+	a.plant(&http.Cookie{Name: e.m.CookieName(), Value: must(store.NewToken("ghost")), Path: "/"})
+	r = a.login(t, "alice")
+	require.Len(t, r.cookies, 1)
+	require.Positive(t, r.cookies[0].MaxAge)
+	_, v := a.me(t)
+	require.Equal(t, "alice", v["user"])
+
+	// Signing out of a session just extended sends each cookie once.
+	e.clock.Advance(25 * time.Hour)
+	r = a.do(t, "POST", "/logout", url.Values{}, nil)
+	require.Equal(t, http.StatusNoContent, r.status)
+	require.Len(t, r.cookies, 3)
+	for _, c := range r.cookies {
+		require.Equal(t, -1, c.MaxAge, c.Name)
+	}
 }
 
 func TestHTTPRequireSessionJSON(t *testing.T) {

@@ -159,6 +159,16 @@ func storeErr(op string, err error) error {
 	return fmt.Errorf("manager: %s: %w: %w", op, ErrUnavailable, err)
 }
 
+// ctxErr classifies the end of the caller's context: a deadline means the
+// backends were too slow (unavailable); a cancellation means the caller
+// left and nobody needs an answer.
+func ctxErr(op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("manager: %s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("manager: %s: %w", op, err)
+}
+
 // upstreamErr classifies an upstream error the same way.
 func upstreamErr(op string, err error) error {
 	switch {
@@ -255,7 +265,7 @@ func (m *Manager) flight(ctx context.Context, kind, secret string, fn func(conte
 		}
 		return r.Val.(*flightResult), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("manager: %s: %w", kind, ctx.Err())
+		return nil, ctxErr(kind, ctx.Err())
 	}
 }
 
