@@ -1,7 +1,8 @@
 // Package redistest gives tests real Redis servers: Standalone for one
 // server (or the one REDIS_URL names), StartServer for a server the test owns
-// and may kill and restart, and StartCluster/SharedCluster for a real
-// 3-master Redis Cluster.
+// and may kill and restart, StartSentinel for a master, a replica and a
+// Sentinel, and StartCluster/SharedCluster for a real 3-master Redis
+// Cluster.
 //
 // Servers are redis-server processes on free loopback ports with their data
 // in a temporary directory. They are stopped by PID when the test ends and,
@@ -29,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,7 +122,7 @@ func Standalone(t testing.TB) *Server {
 func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
 	bin := requireBinary(t, "redis-server")
-	s, err := startServer(bin, t.TempDir(), false, args)
+	s, err := startServer(bin, t.TempDir(), nil, false, args)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -129,15 +131,16 @@ func StartServer(t testing.TB, args ...string) *Server {
 }
 
 // startServer picks a free port and starts redis-server in dir, retrying
-// when the port turns out to be taken.
-func startServer(bin, dir string, cluster bool, extra []string) (*Server, error) {
+// when the port turns out to be taken. pre goes first (a config file),
+// extra last.
+func startServer(bin, dir string, pre []string, cluster bool, extra []string) (*Server, error) {
 	var lastErr error
 	for range portAttempts {
 		port, err := freePort(cluster)
 		if err != nil {
 			return nil, err
 		}
-		args := []string{
+		args := append(slices.Clone(pre),
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
 			"--save", "",
@@ -145,7 +148,7 @@ func startServer(bin, dir string, cluster bool, extra []string) (*Server, error)
 			"--dir", dir,
 			"--daemonize", "no",
 			"--logfile", "redis.log",
-		}
+		)
 		if cluster {
 			args = append(args,
 				"--cluster-enabled", "yes",
@@ -454,7 +457,7 @@ func startCluster(server, cli, dir string) (*Cluster, error) {
 		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
 			return c, err
 		}
-		s, err := startServer(server, nodeDir, true, nil)
+		s, err := startServer(server, nodeDir, nil, true, nil)
 		if err != nil {
 			return c, err
 		}
@@ -527,6 +530,100 @@ func (c *Cluster) Client(t testing.TB) *goredis.ClusterClient {
 	cl := goredis.NewClusterClient(c.Options())
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl
+}
+
+// Sentinel is a master, one replica and one Sentinel (quorum 1) that
+// watches them, all owned by the test. The Sentinel declares the master
+// down after one second, so tests can kill the master and see the replica
+// promoted.
+type Sentinel struct {
+	MasterName string
+	Master     *Server
+	Replica    *Server
+	Sentinel   *Server
+}
+
+// StartSentinel starts a Sentinel setup and waits until the replica is in
+// sync and the Sentinel knows both servers. Cleanup stops all three.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	bin := requireBinary(t, "redis-server")
+	dir := t.TempDir()
+	s := &Sentinel{MasterName: "sessiond"}
+	t.Cleanup(s.kill)
+	if err := s.start(bin, dir); err != nil {
+		t.Fatalf("redistest: sentinel: %v", err)
+	}
+	return s
+}
+
+func (s *Sentinel) start(bin, dir string) error {
+	var err error
+	for _, sub := range []string{"master", "replica", "sentinel"} {
+		if err := os.MkdirAll(dir+"/"+sub, 0o700); err != nil {
+			return err
+		}
+	}
+	// Without the delay a replica's first sync takes 5 seconds (the
+	// default waits for more replicas to share one transfer).
+	noDelay := []string{"--repl-diskless-sync-delay", "0"}
+	if s.Master, err = startServer(bin, dir+"/master", nil, false, noDelay); err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(s.Master.Addr())
+	if s.Replica, err = startServer(bin, dir+"/replica", nil, false, append(noDelay, "--replicaof", host, port)); err != nil {
+		return err
+	}
+	conf := dir + "/sentinel/sentinel.conf"
+	text := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s 1\n"+
+		"sentinel down-after-milliseconds %[1]s 1000\n"+
+		"sentinel failover-timeout %[1]s 5000\n", s.MasterName, host, port)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return err
+	}
+	if s.Sentinel, err = startServer(bin, dir+"/sentinel", []string{conf, "--sentinel"}, false, nil); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	replica := goredis.NewClient(s.Replica.Options())
+	defer replica.Close()
+	sentinel := goredis.NewSentinelClient(&goredis.Options{Addr: s.Sentinel.Addr()})
+	defer sentinel.Close()
+	for {
+		info, _ := replica.Info(ctx, "replication").Result()
+		replicas, _ := sentinel.Replicas(ctx, s.MasterName).Result()
+		if strings.Contains(info, "master_link_status:up") && len(replicas) == 1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replica not in sync or unknown to the Sentinel: %s", info)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Sentinel) kill() {
+	for _, srv := range []*Server{s.Sentinel, s.Replica, s.Master} {
+		if srv != nil {
+			_ = srv.Kill()
+		}
+	}
+}
+
+// FailoverOptions returns fresh go-redis options for a client that finds
+// the master through the Sentinel.
+func (s *Sentinel) FailoverOptions() *goredis.FailoverOptions {
+	return &goredis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: []string{s.Sentinel.Addr()}}
+}
+
+// Client returns a failover client that the test's cleanup closes.
+func (s *Sentinel) Client(t testing.TB) *goredis.Client {
+	t.Helper()
+	c := goredis.NewFailoverClient(s.FailoverOptions())
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 var shared struct {

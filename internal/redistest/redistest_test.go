@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -149,4 +150,29 @@ func TestSharedCluster(t *testing.T) {
 	}))
 	require.EqualValues(t, 3, masters.Load())
 	require.True(t, strings.HasPrefix(p, "t:TestSharedCluster:"))
+}
+
+func TestSentinelFailover(t *testing.T) {
+	ctx := context.Background()
+	s := StartSentinel(t)
+	c := s.Client(t)
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+	require.NoError(t, c.Wait(ctx, 1, time.Second).Err(), "the replica must acknowledge the write")
+
+	require.NoError(t, s.Master.Kill())
+	// The Sentinel declares the master down after 1s and promotes the
+	// replica; the failover client follows it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := c.Get(ctx, "k").Result()
+		if err == nil {
+			require.Equal(t, "v", got)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no failover within 20s: %v", err)
+		time.Sleep(100 * time.Millisecond)
+	}
+	role, err := s.Replica.Client(t).Do(ctx, "ROLE").Slice()
+	require.NoError(t, err)
+	require.Equal(t, "master", role[0], "the replica must have been promoted")
 }

@@ -18,8 +18,9 @@ import (
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
 // TestStore runs the contract suite on every kind of Redis the store
-// supports. Subtests on a real server share it and keep apart by key
-// prefix.
+// supports: miniredis, a real server, a real server behind Sentinel (a
+// failover client) and a real 3-master cluster. Subtests on a real server
+// share it and keep apart by key prefix.
 func TestStore(t *testing.T) {
 	t.Run("Miniredis", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
@@ -32,6 +33,12 @@ func TestStore(t *testing.T) {
 		srv := redistest.Standalone(t)
 		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
 			return newStore(t, srv.Client(t), srv.Prefix(t), now)
+		})
+	})
+	t.Run("Sentinel", func(t *testing.T) {
+		sentinel := redistest.StartSentinel(t)
+		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+			return newStore(t, sentinel.Client(t), redistest.Prefix(t), now)
 		})
 	})
 	t.Run("Cluster", func(t *testing.T) {
