@@ -166,7 +166,6 @@ type requestState struct {
 	m       *Manager
 	mu      sync.Mutex
 	session *store.Session
-	token   string // the session token in effect, for SignOut
 	err     error
 }
 
@@ -186,10 +185,10 @@ func (st *requestState) get() (*store.Session, error) {
 	return st.session.Clone(), nil
 }
 
-func (st *requestState) set(s *store.Session, token string, err error) {
+func (st *requestState) set(s *store.Session, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.session, st.token, st.err = s, token, err
+	st.session, st.err = s, err
 }
 
 // Middleware resolves the request's session once, eagerly, before next
@@ -228,20 +227,16 @@ func (m *Manager) resolveRequest(w http.ResponseWriter, r *http.Request) *reques
 	res, err := m.Resolve(r.Context(), c)
 	switch {
 	case err == nil:
-		token := c.SessionToken
-		if res.SessionToken != "" {
-			token = res.SessionToken
-		}
-		st.set(res.Session, token, nil)
+		st.set(res.Session, nil)
 		writeCookies(w, res.Cookies)
 	case errors.Is(err, ErrNoSession):
-		st.set(nil, "", err)
+		st.set(nil, err)
 		// Every credential cookie the request sent was tried and found
 		// dead; clearing them keeps the client from presenting them (and
 		// the upstream from being asked about them) on every request.
 		writeCookies(w, m.deadCookies(r, c))
 	default:
-		st.set(nil, "", err)
+		st.set(nil, err)
 	}
 	return st
 }
@@ -394,7 +389,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	dropSetCookie(w, m.sessionCookie) // a clearing written by Middleware
 	writeCookies(w, []*http.Cookie{m.SessionCookie(token, s.ExpiresAt)})
 	if st != nil {
-		st.set(s, token, nil)
+		st.set(s, nil)
 	}
 	m.log.DebugContext(ctx, "manager: signed in", "session_id", s.ID, "user_id", userID)
 	m.emit(ctx, m.cfg.Hooks.SignIn, Event{UserID: userID, SessionID: s.ID, Source: SourceSession, Device: s.Device})
@@ -431,7 +426,7 @@ func (m *Manager) SignOut(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeCookies(w, m.ClearCookies())
 	if st != nil && st.m == m {
-		st.set(nil, "", noSession("sign out", "signed out"))
+		st.set(nil, noSession("sign out", "signed out"))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -565,4 +566,35 @@ func TestHTTPDeadTokenCookiesCleared(t *testing.T) {
 	require.Equal(t, "anonymous", r.body)
 	require.Empty(t, r.cookies)
 	require.Equal(t, at, b.jarCookie(e.m.AccessTokenCookieName()))
+}
+
+// TestHugeTokenBoundedMemory: a 1 MB token of dots, as a bearer header or
+// as Resolve input, is refused without copying or parsing it.
+func TestHugeTokenBoundedMemory(t *testing.T) {
+	e := newEnv(t, newMemory, envOptions{idpAlg: "HS256"})
+	huge := strings.Repeat(".", 1<<20)
+	h := e.m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := manager.FromContext(r.Context()); ok {
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Authorization", "Bearer "+huge)
+
+	const rounds = 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code)
+		_, err := e.m.Resolve(ctx, manager.Credentials{AccessToken: huge, SessionToken: huge, RefreshToken: ""})
+		require.ErrorIs(t, err, manager.ErrNoSession)
+	}
+	runtime.ReadMemStats(&after)
+	perRound := (after.TotalAlloc - before.TotalAlloc) / rounds
+	require.Less(t, perRound, uint64(64<<10), "a 1 MB token cost %d bytes per request", perRound)
+	require.Zero(t, e.store.calls())
+	require.Zero(t, e.idp.userInfoCalls.Load())
 }
