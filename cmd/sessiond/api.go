@@ -27,8 +27,8 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// readyTimeout bounds one /readyz store ping, so a hung backend makes the
-// probe fail rather than hang.
+// readyTimeout bounds one /readyz store ping (or --request-timeout if
+// shorter), so a hung backend makes the probe fail rather than hang.
 const readyTimeout = 2 * time.Second
 
 // api is sessiond's HTTP face: the /v1 JSON API over the manager, plus
@@ -656,7 +656,7 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request, c *call) error {
 		return &apiError{http.StatusServiceUnavailable, client.CodeShuttingDown, "shutting down"}
 	}
 	if a.ping != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), min(readyTimeout, a.requestTimeout))
 		defer cancel()
 		if err := a.ping(ctx); err != nil {
 			a.log.Warn("readiness check failed", "err", err.Error())

@@ -100,7 +100,19 @@ func redisClient(cfg *config) (goredis.UniversalClient, error) {
 	}
 }
 
+// redisLog sends go-redis's own messages (failed dials, pool trouble) to
+// sessiond's structured log instead of a bare stderr line. They name
+// addresses, never keys' values or passwords.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
+
 func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, error) {
+	// go-redis's logger is process-wide (and swapped atomically); sessiond
+	// has one store per process.
+	goredis.SetLogger(redisLog{log})
 	rc, err := redisClient(cfg)
 	if err != nil {
 		return nil, err

@@ -76,9 +76,10 @@ func (l *failureLimiter) fail(caller string) {
 }
 
 // prune forgets callers whose bucket is full again (forgetting them changes
-// nothing) and, if that is not enough, arbitrary others: under a flood of
-// distinct IPs a forgotten caller merely gets a fresh burst. Called with mu
-// held.
+// nothing) and, if that is not enough, arbitrary others down to 90% of the
+// cap, so that the scan runs once per many new callers rather than once per
+// caller: under a flood of distinct IPs a forgotten caller merely gets a
+// fresh burst. Called with mu held.
 func (l *failureLimiter) prune(now time.Time) {
 	for k, lim := range l.callers {
 		if lim.TokensAt(now) >= float64(l.burst) {
@@ -86,7 +87,7 @@ func (l *failureLimiter) prune(now time.Time) {
 		}
 	}
 	for k := range l.callers {
-		if len(l.callers) < maxTrackedCallers {
+		if len(l.callers) < maxTrackedCallers*9/10 {
 			break
 		}
 		delete(l.callers, k)
