@@ -6,16 +6,22 @@
 //
 // Servers are redis-server processes on free loopback ports with their data
 // in a temporary directory. They are stopped by PID when the test ends and,
-// on Linux, killed by the kernel if the test binary dies first.
+// on Linux, killed by the kernel if the test binary dies first (a
+// parent-death signal; it fires when the starting OS thread exits, which
+// Go does only for goroutines that die locked to their thread: do not
+// start servers from such a goroutine).
 //
 // Without a redis-server binary on PATH the calls skip the test with a
 // message, except under CI=true, where they fail it: CI must never pass by
 // skipping the real-Redis tests.
 //
 // Isolation: a test that shares a server (REDIS_URL, SharedCluster, or one
-// server for many subtests) must confine itself to keys under Prefix(t). Only
-// a test that got its server from StartServer or StartCluster owns it and may
-// FLUSHALL, change its CONFIG or kill it.
+// server for many subtests) must confine itself to keys under a prefix of
+// its own: Server.Prefix(t) (which also deletes the keys afterwards on a
+// REDIS_URL server) or Prefix(t). Only a test that got its servers from
+// StartServer, StartSentinel or StartCluster owns them and may FLUSHALL,
+// change their CONFIG or kill them. REDIS_URL applies to Standalone only;
+// Sentinel and Cluster tests always start their own processes.
 package redistest
 
 import (
