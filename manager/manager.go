@@ -28,12 +28,12 @@ var (
 	// ErrNoSession: the credentials name no live session and none could be
 	// made from them (absent, malformed, unknown, expired, revoked, a JWT
 	// that fails verification, a refresh the upstream refused). HTTP 401.
-	ErrNoSession = errors.New("manager: no session")
+	ErrNoSession = errors.New("no session")
 	// ErrUnavailable: the store or the upstream could not answer, so the
 	// credentials could not be checked; they may well be valid. HTTP 503,
 	// and never a reason to clear cookies. The cause (store.ErrUnavailable,
 	// upstream.ErrUnavailable, ...) is wrapped too.
-	ErrUnavailable = errors.New("manager: session backend unavailable")
+	ErrUnavailable = errors.New("session backend unavailable")
 )
 
 // Source says which step of the resolve chain produced a session.
@@ -42,7 +42,9 @@ type Source int
 const (
 	// SourceSession: a session token found in the store.
 	SourceSession Source = iota + 1
-	// SourceAccessToken: a verified JWT access token; a session was created.
+	// SourceAccessToken: a verified JWT access token; a session was
+	// created (SessionToken is set), or the one this access token created
+	// earlier was found (an API client sending only its bearer token).
 	SourceAccessToken
 	// SourceRefresh: a refresh token exchanged at the upstream; a session
 	// was created.
@@ -105,6 +107,8 @@ type Manager struct {
 	flights singleflight.Group
 	// held keeps refreshed tokens whose session could not be created.
 	held heldTokens
+	// byAccess remembers the session each access token made.
+	byAccess accessSessions
 }
 
 // New returns a Manager on st, or an error naming every invalid setting of
@@ -126,6 +130,7 @@ func New(st store.Store, cfg Config) (*Manager, error) {
 		accessCookie:  cfg.cookieName(cfg.AccessTokenCookie),
 		refreshCookie: cfg.cookieName(cfg.RefreshTokenCookie),
 		held:          heldTokens{m: map[[sha256.Size]byte]heldEntry{}},
+		byAccess:      accessSessions{m: map[[sha256.Size]byte]accessSession{}},
 	}, nil
 }
 
@@ -270,11 +275,27 @@ func (m *Manager) flight(ctx context.Context, kind, secret string, fn func(conte
 }
 
 func (m *Manager) resolveAccessToken(ctx context.Context, c Credentials, claims *jwtverify.Claims) (*Resolution, error) {
+	// A client that sends only its bearer token (an API client without a
+	// cookie jar) gets the session its token made before, not a new one
+	// per request that would crowd out the user's other devices.
+	if id, ok := m.byAccess.get(c.AccessToken, m.now()); ok {
+		s, err := m.lookupID(ctx, "jwt", id)
+		if err == nil && s.UserID == claims.UserID {
+			if s, _, err = m.slideNow(ctx, s); err == nil {
+				return &Resolution{Session: s, Source: SourceAccessToken}, nil
+			}
+		}
+		if err != nil && !errors.Is(err, ErrNoSession) {
+			return nil, err
+		}
+		m.byAccess.forget(c.AccessToken) // revoked or expired: make a new one
+	}
 	r, err := m.flight(ctx, "jwt", c.AccessToken, func(ctx context.Context) (*flightResult, error) {
 		token, s, err := m.sessionFromAccessToken(ctx, "jwt", c.AccessToken, claims, c.Device, SourceAccessToken)
 		if err != nil {
 			return nil, err
 		}
+		m.byAccess.put(c.AccessToken, s.ID, claims.ExpiresAt, m.now())
 		return &flightResult{token: token, session: s}, nil
 	})
 	if err != nil {
@@ -322,6 +343,7 @@ func (m *Manager) resolveRefresh(ctx context.Context, c Credentials) (*Resolutio
 			}
 			return nil, err
 		}
+		m.byAccess.put(toks.AccessToken, s.ID, claims.ExpiresAt, m.now())
 		return &flightResult{token: token, session: s, tokens: toks, accessExp: claims.ExpiresAt}, nil
 	})
 	if err != nil {
@@ -461,6 +483,10 @@ func (m *Manager) lookup(ctx context.Context, op, token string) (*store.Session,
 	if err != nil {
 		return nil, noSession(op, "malformed session token")
 	}
+	return m.lookupID(ctx, op, id)
+}
+
+func (m *Manager) lookupID(ctx context.Context, op, id string) (*store.Session, error) {
 	s, err := m.st.Get(ctx, id)
 	if err != nil {
 		return nil, storeErr(op, err)
@@ -498,6 +524,11 @@ func (m *Manager) Touch(ctx context.Context, token string) (s *store.Session, ex
 	if err != nil {
 		return nil, false, err
 	}
+	return m.slideNow(ctx, s)
+}
+
+// slideNow applies the sliding rule to s, just read from the store.
+func (m *Manager) slideNow(ctx context.Context, s *store.Session) (*store.Session, bool, error) {
 	now := m.now().Truncate(time.Millisecond)
 	expires, write, extended := m.slide(s, now)
 	if !write {
@@ -661,4 +692,59 @@ func (h *heldTokens) take(oldRefresh string, now time.Time) (*upstream.Tokens, b
 	}
 	delete(h.m, key)
 	return e.tokens, now.Before(e.until)
+}
+
+// maxAccessSessions bounds the access-token memory; past it, an arbitrary
+// entry is forgotten, which costs at most one more session.
+const maxAccessSessions = 100_000
+
+// accessSessions maps the SHA-256 of a verified access token to the ID of
+// the session it made, until the token expires. It holds no secret: a
+// session ID is not a credential and the token is only hashed.
+type accessSessions struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]accessSession
+}
+
+type accessSession struct {
+	id    string
+	until time.Time
+}
+
+func (a *accessSessions) get(token string, now time.Time) (string, bool) {
+	key := sha256.Sum256([]byte(token))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.m[key]
+	if !ok || !now.Before(e.until) {
+		return "", false
+	}
+	return e.id, true
+}
+
+func (a *accessSessions) put(token, id string, until, now time.Time) {
+	key := sha256.Sum256([]byte(token))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.m) >= maxAccessSessions {
+		for k, e := range a.m {
+			if !now.Before(e.until) {
+				delete(a.m, k)
+			}
+		}
+		for k := range a.m {
+			if len(a.m) < maxAccessSessions {
+				break
+			}
+			delete(a.m, k)
+		}
+	}
+	a.m[key] = accessSession{id: id, until: until}
+}
+
+func (a *accessSessions) forget(token string) {
+	key := sha256.Sum256([]byte(token))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.m, key)
 }

@@ -657,10 +657,58 @@ func TestConcurrentRefresh(t *testing.T) {
 	})
 }
 
+// TestBearerOnlyClient: an API client that sends its bearer token on every
+// request, without cookies, keeps one session instead of making one per
+// request (which would evict the user's other devices under a cap).
+func TestBearerOnlyClient(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore newStoreFunc) {
+		e := newEnv(t, newStore, envOptions{idpAlg: "RS256", cfg: manager.Config{MaxSessionsPerUser: 2, UpdateAge: 5 * time.Minute}})
+		browser, _, err := e.m.CreateSession(ctx, "42", nil, store.Device{UserAgent: "browser"})
+		require.NoError(t, err)
+
+		at := e.idp.accessToken(t, "42")
+		first, err := e.m.Resolve(ctx, manager.Credentials{AccessToken: at})
+		require.NoError(t, err)
+		require.NotEmpty(t, first.SessionToken)
+		calls := e.idp.userInfoCalls.Load()
+		for range 5 {
+			res, err := e.m.Resolve(ctx, manager.Credentials{AccessToken: at})
+			require.NoError(t, err)
+			require.Equal(t, manager.SourceAccessToken, res.Source)
+			require.Equal(t, first.Session.ID, res.Session.ID)
+			require.Empty(t, res.SessionToken)
+			require.Empty(t, res.Cookies)
+		}
+		require.Equal(t, calls, e.idp.userInfoCalls.Load())
+		require.Equal(t, 2, e.count(t, "42"))
+		_, err = e.m.Lookup(ctx, browser)
+		require.NoError(t, err, "bearer requests evicted the browser's session")
+
+		// The remembered session slides like any other.
+		e.clock.Advance(5 * time.Minute)
+		res, err := e.m.Resolve(ctx, manager.Credentials{AccessToken: at})
+		require.NoError(t, err)
+		require.True(t, res.Session.ExpiresAt.Equal(e.clock.Now().Add(30*24*time.Hour)))
+
+		// Revoked: the still-valid token makes a new session.
+		require.NoError(t, e.m.RevokeSession(ctx, "42", first.Session.ID))
+		again, err := e.m.Resolve(ctx, manager.Credentials{AccessToken: at})
+		require.NoError(t, err)
+		require.NotEqual(t, first.Session.ID, again.Session.ID)
+		require.NotEmpty(t, again.SessionToken)
+
+		// Once the token expires it resolves nothing, remembered or not.
+		e.clock.Advance(time.Hour)
+		_, err = e.m.Resolve(ctx, manager.Credentials{AccessToken: at})
+		require.ErrorIs(t, err, manager.ErrNoSession)
+	})
+}
+
 func TestHooks(t *testing.T) {
 	e := newEnv(t, newMemory, envOptions{idpAlg: "HS256", cfg: manager.Config{MaxSessionsPerUser: 1}})
 	_, err := e.m.Resolve(ctx, manager.Credentials{AccessToken: e.idp.expiredToken(t, "7"), RefreshToken: e.idp.refreshToken("7")})
 	require.NoError(t, err)
+	e.clock.Advance(time.Second) // a new token, not the refreshed one
 	_, err = e.m.Resolve(ctx, manager.Credentials{AccessToken: e.idp.accessToken(t, "7")})
 	require.NoError(t, err)
 	_, err = e.m.InvalidateUserSessions(ctx, "7")
