@@ -38,7 +38,8 @@ type Config struct {
 	// (auth.js "updateAge"): a request extends the session only when
 	// UpdateAge has passed since the last extension, so most reads do not
 	// write. Must not exceed MaxAge. Default: 24 hours, or MaxAge/2 when
-	// that is shorter.
+	// that is shorter. For auth.js's updateAge: 0 (extend on every
+	// request, one store write each) set time.Nanosecond.
 	UpdateAge time.Duration
 	// AbsoluteMaxAge caps a session's whole life, from its creation,
 	// whatever its activity. Zero means no cap.
@@ -80,6 +81,11 @@ type Config struct {
 	// JWT verifies access tokens. Steps 2 and 3 of the resolve chain (JWT
 	// and refresh) need both JWT and Upstream; with either nil they are
 	// off and only session tokens count.
+	//
+	// Ending sessions (SignOut, RevokeSession, InvalidateUserSessions)
+	// does not revoke the upstream's tokens: a client still holding a
+	// valid access or refresh token gets a new session from it. SignOut
+	// clears the token cookies; revoke refresh tokens at the upstream too.
 	JWT *jwtverify.Verifier
 	// Upstream fetches users and refreshes tokens; see JWT.
 	Upstream *upstream.Client
