@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sessiond/sessiond/internal/redistest"
 	"github.com/sessiond/sessiond/store"
@@ -15,7 +17,19 @@ import (
 	"github.com/sessiond/sessiond/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+// TestMain stops the shared cluster and then checks that no test left a
+// goroutine behind (clients not closed, stores that start work of their
+// own).
+func TestMain(m *testing.M) {
+	code := redistest.Main(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // TestStore runs the contract suite on every kind of Redis the store
 // supports: miniredis, a real server, a real server behind Sentinel (a
