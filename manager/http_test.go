@@ -598,3 +598,47 @@ func TestHugeTokenBoundedMemory(t *testing.T) {
 	require.Zero(t, e.store.calls())
 	require.Zero(t, e.idp.userInfoCalls.Load())
 }
+
+// TestPerRequestCache: however many times a request asks, and however
+// often the middleware is stacked, the store is read once per request.
+func TestPerRequestCache(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore newStoreFunc) {
+		e := newEnv(t, newStore, envOptions{})
+		tok, s, err := e.m.CreateSession(ctx, "alice", nil, store.Device{})
+		require.NoError(t, err)
+		reads := 0
+		h := e.m.Middleware(e.m.Middleware(e.m.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for range 10 {
+				got, err := e.m.GetServerSession(r)
+				if err != nil || got.ID != s.ID {
+					http.Error(w, "wrong session", http.StatusInternalServerError)
+					return
+				}
+				reads++
+			}
+		}))))
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		for i := range 3 {
+			req, err := http.NewRequest("GET", srv.URL, nil)
+			require.NoError(t, err)
+			req.AddCookie(&http.Cookie{Name: e.m.CookieName(), Value: tok})
+			resp, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Equal(t, int64(i+1), e.store.gets.Load(), "store reads after %d requests", i+1)
+		}
+		require.Equal(t, 30, reads)
+		require.Zero(t, e.store.touches.Load())
+
+		// Without Middleware every call reads the store.
+		req := httptest.NewRequest("GET", "/", nil)
+		req.AddCookie(&http.Cookie{Name: e.m.CookieName(), Value: tok})
+		for range 2 {
+			_, err := e.m.GetServerSession(req)
+			require.NoError(t, err)
+		}
+		require.Equal(t, int64(5), e.store.gets.Load())
+	})
+}
