@@ -110,6 +110,10 @@ type Options struct {
 	// Listen is the --listen address. Default: 127.0.0.1:0, a free port
 	// the kernel picks; the harness reads the real one from the banner.
 	Listen string
+	// Bare passes no flags but Args: the listen address comes from Env
+	// (SESSIOND_LISTEN) or sessiond's default, as for an operator who just
+	// runs "sessiond".
+	Bare bool
 	// NoReady skips waiting for /readyz (only for the banner), for tests
 	// of a process that should not become ready.
 	NoReady bool
@@ -141,7 +145,10 @@ var bannerRE = regexp.MustCompile(`sessiond listening on (https?://\S+)`)
 func Start(t testing.TB, opts Options) *Process {
 	t.Helper()
 	bin := Binary(t)
-	args := []string{"--listen", cmp(opts.Listen, "127.0.0.1:0")}
+	var args []string
+	if !opts.Bare {
+		args = []string{"--listen", cmp(opts.Listen, "127.0.0.1:0")}
+	}
 	env := cleanEnv()
 	if opts.RedisURL != "" {
 		args = append(args, "--store", "redis")
@@ -312,6 +319,12 @@ func (p *Process) Stdout() string { return p.stdout.String() }
 // Stderr returns everything the process has written to stderr so far (its
 // structured log).
 func (p *Process) Stderr() string { return p.stderr.String() }
+
+// Logged reports whether s appears anywhere in what the process wrote
+// (stdout or stderr), e.g. to prove a token never reaches the logs.
+func (p *Process) Logged(s string) bool {
+	return strings.Contains(p.Stdout(), s) || strings.Contains(p.Stderr(), s)
+}
 
 // lockedBuffer is a bytes.Buffer safe for the exec copier and the test to
 // use at once.
