@@ -157,7 +157,7 @@ func openPostgres(ctx context.Context, cfg *config) (*backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	st, err := postgres.New(pool, postgres.Options{})
+	st, err := postgres.New(pool, postgres.Options{Schema: cfg.PostgresSchema, Table: cfg.PostgresTable})
 	if err != nil {
 		pool.Close()
 		return nil, err

@@ -44,6 +44,8 @@ type config struct {
 
 	PostgresURL     string
 	PostgresMigrate bool
+	PostgresSchema  string
+	PostgresTable   string
 
 	MaxAge             time.Duration
 	UpdateAge          time.Duration
@@ -153,7 +155,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "", "prefix of every Redis key, to share a Redis between deployments (default: the store's own)")
 	str(&cfg.RedisEvictionCheck, "redis-eviction-check", "refuse", "when Redis's maxmemory-policy is allkeys-* (it could evict a user's index, so sign-out-everywhere would miss sessions): refuse to start, or warn")
 	str(&cfg.PostgresURL, "postgres-url", "", "PostgreSQL connection URL, postgres://user:password@host:5432/db")
-	boolean(&cfg.PostgresMigrate, "postgres-migrate", "create or upgrade the PostgreSQL schema at start")
+	boolean(&cfg.PostgresMigrate, "postgres-migrate", "create or upgrade the PostgreSQL tables at start (safe with several instances starting at once)")
+	str(&cfg.PostgresSchema, "postgres-schema", "", "PostgreSQL schema holding the sessions table (it must exist); empty: the connection's search_path")
+	str(&cfg.PostgresTable, "postgres-table", "sessions", "PostgreSQL sessions table name")
 
 	// Sessions and cookies (the manager).
 	dur(&cfg.MaxAge, "max-age", 30*24*time.Hour, "a session lives this long after its last extension")

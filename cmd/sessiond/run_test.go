@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiond/sessiond/client"
@@ -310,4 +313,47 @@ func TestBaseURL(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tc.want, baseURL(ta, tc.tls), "baseURL(%s)", tc.addr)
 	}
+}
+
+// TestRunPostgres: the PostgreSQL store wired end to end, in a schema of
+// its own. Skipped without a reachable server, except under CI=true.
+func TestRunPostgres(t *testing.T) {
+	url := os.Getenv("POSTGRES_URL")
+	if url == "" {
+		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = pool.Ping(pctx)
+		cancel()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL at %s: %v (CI=true: it must run)", url, err)
+		}
+		t.Skipf("PostgreSQL not reachable: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	schema := fmt.Sprintf("sessiond_run_%d", time.Now().UnixNano())
+	_, err = pool.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+
+	const key = "pg-test-key-0123456789abc"
+	d := startRun(t, []string{"--store", "postgres", "--postgres-url", url, "--postgres-schema", schema, "--postgres-migrate"},
+		map[string]string{"SESSIOND_API_KEYS": key})
+	c, err := client.New(d.url, client.WithAPIKey(key))
+	require.NoError(t, err)
+	require.NoError(t, c.Readyz(ctx))
+	created, err := c.CreateSession(ctx, client.CreateRequest{UserID: "alice", User: []byte(`{"n":1}`)})
+	require.NoError(t, err)
+	res, err := c.Resolve(ctx, client.ResolveRequest{SessionToken: created.Token})
+	require.NoError(t, err)
+	require.Equal(t, created.Session.ID, res.Session.ID)
+	var rows int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM "+schema+".sessions").Scan(&rows))
+	require.Equal(t, 1, rows, "the session is in PostgreSQL")
+	require.NoError(t, d.stop(t))
 }
