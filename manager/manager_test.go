@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,16 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, "session-token", dev.CookieName())
 	require.Equal(t, 30*time.Minute, dev.Config().UpdateAge, "UpdateAge defaults to MaxAge/2 when shorter than 24h")
 	require.False(t, dev.SessionCookie("tok", time.Now().Add(time.Hour)).Secure)
+	require.Equal(t, "refresh-token", dev.RefreshTokenCookieName())
+
+	strict, err := manager.New(newMemory(t, nil), manager.Config{Cookie: manager.CookieConfig{Name: "sid", SameSite: http.SameSiteStrictMode}})
+	require.NoError(t, err)
+	require.Equal(t, "__Host-sid", strict.CookieName())
+	for _, c := range append(strict.ClearCookies(), strict.SessionCookie("tok", time.Now().Add(time.Hour))) {
+		require.Equal(t, http.SameSiteStrictMode, c.SameSite, c.Name)
+		require.True(t, c.Secure && c.HttpOnly, c.Name)
+		require.Equal(t, "/", c.Path)
+	}
 }
 
 func TestConfigInvalid(t *testing.T) {
@@ -74,7 +85,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"cookie name with semicolon", manager.Config{AccessTokenCookie: "a;b"}, "AccessTokenCookie"},
 		{"same cookie twice", manager.Config{RefreshTokenCookie: "access-token"}, "same cookie"},
 		{"__Host- in development", manager.Config{Development: true, Cookie: manager.CookieConfig{Name: "__Host-s"}}, "Development"},
-		{"SameSite=None in development", manager.Config{Development: true, Cookie: manager.CookieConfig{SameSite: 4}}, "SameSite"},
+		{"SameSite=None in development", manager.Config{Development: true, Cookie: manager.CookieConfig{SameSite: http.SameSiteNoneMode}}, "SameSite"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := manager.New(newMemory(t, nil), tc.cfg)
