@@ -31,6 +31,12 @@ type NewStore func(t *testing.T, now func() time.Time) store.Store
 
 // Run runs the whole contract against stores made by newStore. Subtests do
 // not run in parallel, so a backend may share one server between them.
+//
+// Each store gets a fake Clock that starts at the real time of the call
+// (so that expiries handed to a server as TTLs or absolute times are in
+// the future there too) and then moves only when the suite moves it. The
+// one exception, Expiry/RealTTL, passes time.Now and waits out a 300 ms
+// TTL. A few closely related checks (the Context group) share one store.
 func Run(t *testing.T, newStore NewStore) {
 	t.Helper()
 	t.Run("Create", func(t *testing.T) { testCreate(t, newStore) })
