@@ -53,6 +53,7 @@ type envOptions struct {
 	ping        func(context.Context) error
 	withJWT     bool // an upstream and an HS256 verifier (see testUpstream)
 	upstreamURL string
+	quiet       bool // discard logs (benchmarks)
 }
 
 // testEnv is the real API handler over the real manager, served by httptest.
@@ -65,10 +66,17 @@ type testEnv struct {
 	up   *testUpstream  // nil unless withJWT
 }
 
-func newTestEnv(t *testing.T, opts envOptions) *testEnv {
+func newTestEnv(t testing.TB, opts envOptions) *testEnv {
 	t.Helper()
 	logs := &lockedBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var log *slog.Logger
+	if opts.quiet {
+		// A real deployment logs every request at Info; the handler still
+		// formats the line, only the write is dropped.
+		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	} else {
+		log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	st := opts.store
 	if st == nil {
 		ms := memory.New(memory.Options{})
@@ -178,7 +186,7 @@ type testUpstream struct {
 	down bool
 }
 
-func newTestUpstream(t *testing.T) *testUpstream {
+func newTestUpstream(t testing.TB) *testUpstream {
 	t.Helper()
 	u := &testUpstream{}
 	mux := http.NewServeMux()

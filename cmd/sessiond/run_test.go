@@ -357,3 +357,19 @@ func TestRunPostgres(t *testing.T) {
 	require.Equal(t, 1, rows, "the session is in PostgreSQL")
 	require.NoError(t, d.stop(t))
 }
+
+// TestRunSlowClientCutOff: a client that never finishes its headers is
+// disconnected after --read-header-timeout (slowloris).
+func TestRunSlowClientCutOff(t *testing.T) {
+	d := startRun(t, []string{"--read-header-timeout", "200ms"}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(d.url, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("POST /v1/sessions HTTP/1.1\r\nHost: x\r\n"))
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.ReadAll(conn) // returns when the server closes the connection
+	require.NoError(t, err, "the server closed the connection (not our 5s deadline)")
+	require.Less(t, time.Since(start), 3*time.Second)
+}
