@@ -174,8 +174,9 @@ func (a *api) wrap(rt route) http.Handler {
 				status = http.StatusOK
 			}
 			code := strconv.Itoa(status)
-			a.met.requests.WithLabelValues(rt.path, r.Method, code).Inc()
-			a.met.duration.WithLabelValues(rt.path, r.Method).Observe(time.Since(start).Seconds())
+			method := metricMethod(r.Method)
+			a.met.requests.WithLabelValues(rt.path, method, code).Inc()
+			a.met.duration.WithLabelValues(rt.path, method).Observe(time.Since(start).Seconds())
 			level := slog.LevelInfo
 			if rt.name == "healthz" || rt.name == "readyz" || rt.name == "metrics" {
 				level = slog.LevelDebug // probes every few seconds would drown the log
@@ -184,7 +185,7 @@ func (a *api) wrap(rt route) http.Handler {
 				level = slog.LevelError
 			}
 			attrs := []slog.Attr{
-				slog.String("method", r.Method), slog.String("route", rt.path),
+				slog.String("method", method), slog.String("route", rt.path),
 				slog.Int("status", status), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 				slog.String("caller", c.caller), slog.String("request_id", reqID),
 			}
@@ -229,6 +230,17 @@ func (a *api) wrap(rt route) http.Handler {
 			a.writeError(sw, c, err)
 		}
 	})
+}
+
+// metricMethod bounds the method label: a client may send any token as a
+// method, and each would otherwise become a new series.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // requestID returns the caller's X-Request-Id when it is a sane value, so

@@ -439,6 +439,17 @@ func TestRateLimitFailedTokenChecks(t *testing.T) {
 	requireCode(t, status, body, http.StatusTooManyRequests, client.CodeRateLimited)
 }
 
+// TestMetricMethodBounded: arbitrary request methods do not create series.
+func TestMetricMethodBounded(t *testing.T) {
+	env := newTestEnv(t, envOptions{})
+	for i := range 5 {
+		env.do(t, fmt.Sprint("X", i), "/nope", "", nil)
+	}
+	_, _, body := env.do(t, "GET", "/metrics", "", nil)
+	require.Contains(t, string(body), `sessiond_http_requests_total{code="404",method="other",route="unmatched"} 5`)
+	require.NotContains(t, string(body), `method="X1"`)
+}
+
 func TestFailureLimiterRefills(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := newFailureLimiter(1, 2, func() time.Time { return now })
@@ -574,6 +585,7 @@ func TestMetrics(t *testing.T) {
 		`sessiond_resolve_total{outcome="no_session",source="none"} 1`,
 		`sessiond_http_request_duration_seconds_bucket{method="POST",route="/v1/sessions/resolve",le="+Inf"} 2`,
 		`go_goroutines`,
+		`sessiond_session_events_total{detail="signin",event="created"} 1`,
 	} {
 		require.Contains(t, m, want)
 	}

@@ -83,7 +83,8 @@ func newTestEnv(t testing.TB, opts envOptions) *testEnv {
 		t.Cleanup(func() { ms.Close() })
 		st = ms
 	}
-	mc := manager.Config{Logger: log}
+	met := newMetrics()
+	mc := manager.Config{Logger: log, Hooks: met.hooks()}
 	env := &testEnv{logs: logs}
 	if opts.withJWT {
 		env.up = newTestUpstream(t)
@@ -116,7 +117,7 @@ func newTestEnv(t testing.TB, opts envOptions) *testEnv {
 	env.api = &api{
 		mgr:            mgr,
 		log:            log,
-		met:            newMetrics(),
+		met:            met,
 		auth:           newAuthenticator(opts.keys, false),
 		limiter:        newFailureLimiter(opts.failRate, opts.failBurst, time.Now),
 		ping:           opts.ping,

@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	met := newMetrics()
 	mcfg, closeJWT, err := managerConfig(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -87,6 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	cleanups = append(cleanups, be.close)
+	mcfg.Hooks = met.hooks()
 	mgr, err := manager.New(be.store, mcfg)
 	if err != nil {
 		return err
@@ -95,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	a := &api{
 		mgr:            mgr,
 		log:            log,
-		met:            newMetrics(),
+		met:            met,
 		auth:           newAuthenticator(keys, cfg.ClientCA != ""),
 		limiter:        newFailureLimiter(cfg.FailedTokenRate, cfg.FailedTokenBurst, time.Now),
 		ping:           be.ping,

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sessiond/sessiond/manager"
 )
 
 // metrics are sessiond's Prometheus series. Labels are bounded sets (route
@@ -21,7 +24,8 @@ type metrics struct {
 	resolves     *prometheus.CounterVec // source, outcome
 	authFailures *prometheus.CounterVec // reason
 	rateLimited  prometheus.Counter
-	handler      http.Handler // serves the registry in the text format
+	events       *prometheus.CounterVec // event, detail
+	handler      http.Handler           // serves the registry in the text format
 }
 
 // newMetrics registers sessiond's series on a registry of its own, so two
@@ -63,10 +67,39 @@ func newMetrics() *metrics {
 			Name: "sessiond_rate_limited_total",
 			Help: "Requests refused because their caller made too many failed token checks.",
 		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_session_events_total",
+			Help: "Session events from the manager. event: created (detail: signin, jwt or refresh), revoked (detail: revoked, evicted, idle, replaced), signout, refreshed, invalidated (counts users signed out everywhere).",
+		}, []string{"event", "detail"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.inflight, m.storeErrors, m.upstreamErrs,
+	reg.MustRegister(m.events, m.requests, m.duration, m.inflight, m.storeErrors, m.upstreamErrs,
 		m.resolves, m.authFailures, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	return m
+}
+
+// hooks count the manager's session events.
+func (m *metrics) hooks() manager.Hooks {
+	return manager.Hooks{
+		SessionCreated: func(_ context.Context, e manager.Event) {
+			// A sign-in (POST /v1/sessions) has source "session"; the
+			// resolve chain's sessions "jwt" or "refresh".
+			detail := e.Source.String()
+			if e.Source == manager.SourceSession || detail == "" {
+				detail = "signin"
+			}
+			m.events.WithLabelValues("created", detail).Inc()
+		},
+		SessionRevoked: func(_ context.Context, e manager.Event) {
+			m.events.WithLabelValues("revoked", e.Reason).Inc()
+		},
+		SignOut: func(context.Context, manager.Event) { m.events.WithLabelValues("signout", "").Inc() },
+		Refreshed: func(context.Context, manager.Event) {
+			m.events.WithLabelValues("refreshed", "").Inc()
+		},
+		Invalidated: func(context.Context, manager.Event) {
+			m.events.WithLabelValues("invalidated", "").Inc()
+		},
+	}
 }
