@@ -306,6 +306,8 @@ func classify(err error) *apiError {
 		return errInvalidToken
 	case errors.Is(err, upstream.ErrUnavailable):
 		return &apiError{http.StatusServiceUnavailable, client.CodeUpstreamUnavailable, "the upstream API is unavailable; retry later"}
+	case storeFull(err):
+		return errStoreFull
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, manager.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		// A deadline here is --request-timeout running out on the store.

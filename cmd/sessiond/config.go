@@ -126,10 +126,29 @@ func (l listFlag) Set(v string) error {
 	return nil
 }
 
+// flagSection is a titled group of flags for --help, in declaration order.
+type flagSection struct {
+	title string
+	names []string
+}
+
 // newFlagSet declares every flag of sessiond on cfg. Each flag's usage
-// string is what --help prints next to it.
-func newFlagSet(cfg *config) *flag.FlagSet {
+// string is what --help prints next to it, grouped by sections.
+func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	fs := flag.NewFlagSet("sessiond", flag.ContinueOnError)
+	var sections []flagSection
+	seen := map[string]bool{}
+	// section closes a group: every flag declared since the previous call.
+	section := func(title string) {
+		sec := flagSection{title: title}
+		fs.VisitAll(func(f *flag.Flag) {
+			if !seen[f.Name] {
+				seen[f.Name] = true
+				sec.names = append(sec.names, f.Name)
+			}
+		})
+		sections = append(sections, sec)
+	}
 	str := func(p *string, name, def, usage string) { fs.StringVar(p, name, def, usage) }
 	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
 		fs.DurationVar(p, name, def, usage)
@@ -137,13 +156,11 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	boolean := func(p *bool, name string, usage string) { fs.BoolVar(p, name, false, usage) }
 	list := func(p *[]string, name, usage string) { fs.Var(listFlag{p}, name, usage) }
 
-	// Serving.
 	str(&cfg.Listen, "listen", defaultListen, "address of the API listener (host:port); use :8080 to listen on every interface")
 	str(&cfg.MetricsAddr, "metrics-addr", "", "separate plain-HTTP listener for /metrics, /healthz and /readyz (e.g. :9090); empty: /metrics is served without auth on --listen")
 	str(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&cfg.LogFormat, "log-format", "json", "log format on stderr: json or text")
-
-	// Store.
+	section("Serving")
 	str(&cfg.Store, "store", "memory", "session store: memory (one process, lost on exit), redis or postgres")
 	str(&cfg.RedisURL, "redis-url", "", "Redis URL for a standalone server, redis://[user:password@]host:port/db or rediss:// for TLS")
 	str(&cfg.RedisSentinelMaster, "redis-sentinel-master", "", "Sentinel master name (use with --redis-sentinel-addrs)")
@@ -158,8 +175,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	boolean(&cfg.PostgresMigrate, "postgres-migrate", "create or upgrade the PostgreSQL tables at start (safe with several instances starting at once)")
 	str(&cfg.PostgresSchema, "postgres-schema", "", "PostgreSQL schema holding the sessions table (it must exist); empty: the connection's search_path")
 	str(&cfg.PostgresTable, "postgres-table", "sessions", "PostgreSQL sessions table name")
-
-	// Sessions and cookies (the manager).
+	section("Session store")
 	dur(&cfg.MaxAge, "max-age", 30*24*time.Hour, "a session lives this long after its last extension")
 	dur(&cfg.UpdateAge, "update-age", 24*time.Hour, "extend a session's expiry at most this often (sliding expiry); at most --max-age")
 	dur(&cfg.AbsoluteMaxAge, "absolute-max-age", 0, "cap on a session's whole life whatever its activity; 0: no cap")
@@ -171,8 +187,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	str(&cfg.RefreshTokenCookie, "refresh-token-cookie", "refresh-token", "cookie name of the refresh token")
 	str(&cfg.CookieSameSite, "cookie-samesite", "lax", "SameSite of the cookies: lax, strict or none")
 	boolean(&cfg.InsecureCookies, "insecure-cookies", "development only: cookies without Secure and without the __Host- prefix, for apps served over plain http")
-
-	// Upstream and JWT (steps 2 and 3 of the resolve chain).
+	section("Sessions and cookies")
 	str(&cfg.UpstreamURL, "upstream-url", "", "base URL of the upstream API that owns users and tokens; with JWT keys it enables the JWT and refresh steps")
 	str(&cfg.UpstreamUserInfoPath, "upstream-userinfo-path", "/api/v1/users/me", "upstream path returning the user of an access token")
 	str(&cfg.UpstreamRefreshPath, "upstream-refresh-path", "/api/v1/auth/refresh", "upstream path exchanging a refresh token for new tokens")
@@ -187,16 +202,14 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	list(&cfg.JWTAlgorithms, "jwt-algorithms", "comma-separated allowed alg values (e.g. RS256,ES256); empty: every algorithm the configured keys can verify")
 	dur(&cfg.JWTLeeway, "jwt-leeway", 10*time.Second, "clock skew allowed on exp and nbf")
 	str(&cfg.JWTUserIDClaim, "jwt-user-id-claim", "sub", "claim holding the user ID")
-
-	// Caller authentication.
+	section("Upstream API and JWT access tokens (steps 2 and 3 of resolve)")
 	list(&cfg.APIKeys, "api-keys", "comma-separated API keys callers must send (Authorization: Bearer <key> or X-API-Key); several at once for rotation; at least 16 characters each; prefer the environment variable or --api-key-file")
 	str(&cfg.APIKeyFile, "api-key-file", "", "file of API keys, one per line (# comments and blank lines ignored); added to --api-keys")
 	str(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key)")
 	str(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	str(&cfg.ClientCA, "client-ca", "", "PEM CA bundle: require and verify client certificates (mTLS); needs --tls-cert")
 	boolean(&cfg.InsecureNoAuth, "insecure-no-auth", "allow a redis or postgres store without caller authentication (no API key, no mTLS); anyone who reaches the port can read and end sessions")
-
-	// Limits and timeouts.
+	section("Caller authentication")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", defaultMaxBodyBytes, "largest request body accepted; larger gets 413 too_large")
 	dur(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline of one API request's store and upstream calls")
 	dur(&cfg.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time to read a request's headers (cuts off slow clients)")
@@ -207,12 +220,13 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	dur(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish at shutdown")
 	fs.Float64Var(&cfg.FailedTokenRate, "failed-token-rate", 50, "failed token checks allowed per second per caller (API key, client certificate or IP), after the burst; 0: no limit")
 	fs.IntVar(&cfg.FailedTokenBurst, "failed-token-burst", 500, "failed token checks a caller may make in a burst before 429 rate_limited")
-	return fs
+	section("Limits and timeouts")
+	return fs, sections
 }
 
 // usage writes --help: every flag with its environment variable and
 // default.
-func usage(w io.Writer, fs *flag.FlagSet) {
+func usage(w io.Writer, fs *flag.FlagSet, sections []flagSection) {
 	fmt.Fprintf(w, `sessiond: session daemon, a JSON HTTP API over a shared session store.
 
 Usage: sessiond [flags]
@@ -221,21 +235,23 @@ Every flag can also be set by the environment variable shown; a flag on the
 command line wins over the environment. Durations use Go syntax (90s, 15m, 720h).
 Secrets (API keys, passwords, HMAC secrets) are better passed by environment
 or file than on the command line, which other users of the machine can see.
-
-Flags:
 `)
-	fs.VisitAll(func(f *flag.Flag) {
-		name, _ := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if name != "" {
-			line += " " + name
+	for _, sec := range sections {
+		fmt.Fprintf(w, "\n%s:\n", sec.title)
+		for _, n := range sec.names {
+			f := fs.Lookup(n)
+			name, _ := flag.UnquoteUsage(f)
+			line := "  --" + f.Name
+			if name != "" {
+				line += " " + name
+			}
+			fmt.Fprintf(w, "%s\n      %s\n      env %s", line, f.Usage, envName(f.Name))
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
+				fmt.Fprintf(w, ", default %s", f.DefValue)
+			}
+			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "%s\n      %s\n      env %s", line, f.Usage, envName(f.Name))
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
-			fmt.Fprintf(w, ", default %s", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
+	}
 }
 
 // errHelp is returned by parseConfig when --help was asked for; run then
@@ -246,11 +262,11 @@ var errHelp = errors.New("help requested")
 // (flags win), then validates the result. --help writes usage to stdout.
 func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
 	cfg := &config{}
-	fs := newFlagSet(cfg)
+	fs, sections := newFlagSet(cfg)
 	fs.SetOutput(io.Discard) // errors are returned, usage is printed on --help only
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout, fs)
+			usage(stdout, fs, sections)
 			return nil, errHelp
 		}
 		return nil, fmt.Errorf("%w (see sessiond --help)", err)

@@ -78,13 +78,21 @@ func TestConfigHelpListsEveryFlag(t *testing.T) {
 	require.ErrorIs(t, err, errHelp)
 	help := out.String()
 	n := 0
-	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) {
+	fs, sections := newFlagSet(&config{})
+	inSection := 0
+	for _, sec := range sections {
+		require.NotEmpty(t, sec.names, "section %q", sec.title)
+		require.Contains(t, help, "\n"+sec.title+":\n")
+		inSection += len(sec.names)
+	}
+	fs.VisitAll(func(f *flag.Flag) {
 		n++
 		require.Regexp(t, `(?m)^  --`+f.Name+`( |$)`, help, "help documents --%s", f.Name)
 		require.Contains(t, help, "env "+envName(f.Name), "help names the environment variable of --%s", f.Name)
 		require.NotEmpty(t, f.Usage, "--%s has a description", f.Name)
 	})
 	require.Greater(t, n, 50, "sanity: the flag set was walked")
+	require.Equal(t, n, inSection, "every flag is in exactly one section of --help")
 	require.Contains(t, help, "default 127.0.0.1:8080")
 	require.Contains(t, help, "default memory")
 	require.Contains(t, help, "default 720h0m0s")
