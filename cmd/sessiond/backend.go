@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -59,8 +61,19 @@ func openBackend(ctx context.Context, cfg *config, log *slog.Logger) (*backend, 
 // Sentinel or Cluster; validate has checked that exactly one is set.
 func redisClient(cfg *config) (goredis.UniversalClient, error) {
 	var tlsConf *tls.Config
-	if cfg.RedisTLS {
-		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+	var roots *x509.CertPool
+	if cfg.RedisTLSCA != "" {
+		pem, err := os.ReadFile(cfg.RedisTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-tls-ca: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--redis-tls-ca %s: no PEM certificate found", cfg.RedisTLSCA)
+		}
+	}
+	if cfg.RedisTLS || roots != nil {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 	}
 	switch {
 	case cfg.RedisURL != "":
@@ -75,7 +88,10 @@ func redisClient(cfg *config) (goredis.UniversalClient, error) {
 		if cfg.RedisPassword != "" {
 			opts.Password = cfg.RedisPassword
 		}
-		if tlsConf != nil && opts.TLSConfig == nil {
+		switch {
+		case opts.TLSConfig != nil && roots != nil: // rediss:// with a private CA
+			opts.TLSConfig.RootCAs = roots
+		case opts.TLSConfig == nil && tlsConf != nil:
 			if host, _, err := net.SplitHostPort(opts.Addr); err == nil {
 				tlsConf.ServerName = host
 			}
@@ -84,11 +100,12 @@ func redisClient(cfg *config) (goredis.UniversalClient, error) {
 		return goredis.NewClient(opts), nil
 	case cfg.RedisSentinelMaster != "":
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
-			MasterName:    cfg.RedisSentinelMaster,
-			SentinelAddrs: cfg.RedisSentinelAddrs,
-			Username:      cfg.RedisUsername,
-			Password:      cfg.RedisPassword,
-			TLSConfig:     tlsConf,
+			MasterName:       cfg.RedisSentinelMaster,
+			SentinelAddrs:    cfg.RedisSentinelAddrs,
+			SentinelPassword: cfg.RedisSentinelPass,
+			Username:         cfg.RedisUsername,
+			Password:         cfg.RedisPassword,
+			TLSConfig:        tlsConf,
 		}), nil
 	default:
 		return goredis.NewClusterClient(&goredis.ClusterOptions{

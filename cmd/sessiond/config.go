@@ -39,6 +39,8 @@ type config struct {
 	RedisUsername       string
 	RedisPassword       string
 	RedisTLS            bool
+	RedisTLSCA          string
+	RedisSentinelPass   string
 	RedisKeyPrefix      string
 	RedisEvictionCheck  string // refuse or warn
 
@@ -104,7 +106,7 @@ const (
 // secretFlags are never echoed back, not even in a parse error.
 var secretFlags = map[string]bool{
 	"redis-password": true, "redis-url": true, "postgres-url": true,
-	"jwt-hmac-secrets": true, "api-keys": true,
+	"jwt-hmac-secrets": true, "api-keys": true, "redis-sentinel-password": true,
 }
 
 // listFlag is a comma-separated list; repeating the flag appends.
@@ -169,6 +171,8 @@ func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	str(&cfg.RedisUsername, "redis-username", "", "Redis ACL username (overrides the URL's)")
 	str(&cfg.RedisPassword, "redis-password", "", "Redis password (overrides the URL's); prefer the environment variable")
 	boolean(&cfg.RedisTLS, "redis-tls", "connect to Redis over TLS (implied by a rediss:// URL)")
+	str(&cfg.RedisTLSCA, "redis-tls-ca", "", "PEM CA bundle that signed the Redis servers' certificates; empty: the system roots")
+	str(&cfg.RedisSentinelPass, "redis-sentinel-password", "", "password of the Sentinels themselves (requirepass on the Sentinels), if any")
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "", "prefix of every Redis key, to share a Redis between deployments (default: the store's own)")
 	str(&cfg.RedisEvictionCheck, "redis-eviction-check", "refuse", "when Redis's maxmemory-policy is allkeys-* (it could evict a user's index, so sign-out-everywhere would miss sessions): refuse to start, or warn")
 	str(&cfg.PostgresURL, "postgres-url", "", "PostgreSQL connection URL, postgres://user:password@host:5432/db")
