@@ -26,7 +26,7 @@ func TestInFlightRequestSurvivesSIGTERM(t *testing.T) {
 	opts := sessiondtest.Options{
 		APIKey:   sessiondtest.APIKey,
 		RedisURL: rs.URL(),
-		Args:     append(up.Args(), "--shutdown-delay", "300ms"),
+		Args:     append(up.Args(), "--shutdown-delay", "600ms"),
 		Env:      up.Env(),
 	}
 	p := sessiondtest.Start(t, opts)
@@ -55,7 +55,7 @@ func TestInFlightRequestSurvivesSIGTERM(t *testing.T) {
 	// Draining: readiness fails so balancers stop sending (within the
 	// shutdown delay, while the listener is still open).
 	var readyErr error
-	for time.Since(sent) < 250*time.Millisecond {
+	for time.Since(sent) < 500*time.Millisecond {
 		if readyErr = p.Client().Readyz(context.Background()); readyErr != nil {
 			break
 		}

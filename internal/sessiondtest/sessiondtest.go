@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,7 +75,7 @@ func Binary(t testing.TB) string {
 		build.path = filepath.Join(build.dir, "sessiond")
 		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", build.path, "github.com/sessiond/sessiond/cmd/sessiond")
+		cmd := exec.CommandContext(ctx, goTool(), "build", "-o", build.path, "github.com/sessiond/sessiond/cmd/sessiond")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			build.err = fmt.Errorf("go build ./cmd/sessiond: %w\n%s", err, out)
 		}
@@ -83,6 +84,18 @@ func Binary(t testing.TB) string {
 		t.Fatalf("sessiondtest: %v", build.err)
 	}
 	return build.path
+}
+
+// goTool finds the go command: on PATH, else in the GOROOT of the test
+// binary's toolchain (go test does not always put it on PATH).
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	if root := runtime.GOROOT(); root != "" {
+		return filepath.Join(root, "bin", "go")
+	}
+	return "go"
 }
 
 // Main runs the tests, then removes the binary Binary built.
