@@ -196,15 +196,12 @@ func (a *api) wrap(rt route) http.Handler {
 		}()
 
 		if rt.auth && a.auth.enabled() {
-			// Wrong keys count as failed checks of the peer's IP, so
-			// guessing keys is throttled like guessing tokens.
-			if err := a.rateLimited(sw, c); err != nil {
-				a.writeError(sw, c, err)
-				return
-			}
+			// Wrong keys are not rate limited by IP: app servers often
+			// share an egress IP, and one of them holding a retired key
+			// must not lock the others out. Keys of at least 16
+			// characters are what makes guessing them hopeless.
 			caller, reason, ok := a.auth.authenticate(r)
 			if !ok {
-				a.limiter.fail(c.caller)
 				a.met.authFailures.WithLabelValues(reason).Inc()
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 				a.writeError(sw, c, &apiError{http.StatusUnauthorized, client.CodeUnauthorized, "missing or invalid API key (send Authorization: Bearer <key> or X-API-Key)"})
