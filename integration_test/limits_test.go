@@ -227,3 +227,14 @@ func TestSlowHeadersCutOff(t *testing.T) {
 	}
 	require.NoError(t, p.Client().Healthz(context.Background()))
 }
+
+// Headers over sessiond's 64 KiB header limit get 431 without reaching a
+// handler (a JWT and a few cookies fit well under it).
+func TestHugeHeaders(t *testing.T) {
+	p := sessiondtest.Start(t, sessiondtest.Options{APIKey: sessiondtest.APIKey})
+	head := "POST /v1/sessions HTTP/1.1\r\nHost: sessiond\r\nAuthorization: Bearer " + sessiondtest.APIKey +
+		"\r\nX-Pad: " + strings.Repeat("a", 100<<10) + "\r\nContent-Length: 2\r\n\r\n"
+	resp := rawRequest(t, p.Addr(), head, strings.NewReader("{}"))
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+	require.NotContains(t, p.Stderr(), `"route":"/v1/sessions"`, "the request reached the API")
+}
