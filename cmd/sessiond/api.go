@@ -318,6 +318,13 @@ func classify(err error) *apiError {
 func (a *api) writeError(w http.ResponseWriter, c *call, err error) {
 	ae := classify(err)
 	c.errCode = ae.code
+	if errors.Is(err, context.Canceled) {
+		// The caller hung up; nobody reads this answer, and the store
+		// did nothing wrong.
+		c.errCode = "canceled"
+		writeJSON(w, ae.status, client.ErrorBody{Error: client.ErrorDetail{Code: ae.code, Message: ae.message}})
+		return
+	}
 	switch ae.code {
 	case client.CodeStoreUnavailable:
 		a.met.storeErrors.WithLabelValues(c.op).Inc()

@@ -689,3 +689,39 @@ func TestClassify(t *testing.T) {
 		require.Equal(t, tc.code, got.code, "classify(%v)", tc.err)
 	}
 }
+
+// blockingStore's Get waits for its context, like a store call in flight
+// when the caller hangs up.
+type blockingStore struct {
+	store.Store
+	entered chan struct{}
+}
+
+func (s blockingStore) Get(ctx context.Context, _ string) (*store.Session, error) {
+	close(s.entered)
+	<-ctx.Done()
+	return nil, fmt.Errorf("test store: get: %w", ctx.Err())
+}
+
+// TestCallerHangsUp: a caller that goes away mid-request is not counted as
+// a store failure.
+func TestCallerHangsUp(t *testing.T) {
+	st := blockingStore{entered: make(chan struct{})}
+	env := newTestEnv(t, envOptions{store: st})
+	tok, err := store.NewToken("alice")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := env.c.Lookup(ctx, tok)
+		done <- err
+	}()
+	<-st.entered
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	waitFor(t, "the request to be logged", func() bool {
+		return strings.Contains(env.logs.String(), `"error_code":"canceled"`)
+	})
+	_, _, body := env.do(t, "GET", "/metrics", "", nil)
+	require.NotContains(t, string(body), `sessiond_store_errors_total{operation="lookupSession"}`)
+}

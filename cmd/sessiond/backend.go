@@ -59,6 +59,12 @@ func openBackend(ctx context.Context, cfg *config, log *slog.Logger) (*backend, 
 
 // redisClient builds the go-redis client for a standalone server (URL),
 // Sentinel or Cluster; validate has checked that exactly one is set.
+//
+// Every mode sets ContextTimeoutEnabled: a request's deadline
+// (--request-timeout) then bounds each Redis read and write too. Without
+// it, a slow or stalled Redis holds a request for go-redis's own timeouts
+// (3 s per read, times its retries), far past the deadline the caller was
+// promised (fault scenario 4, TestFaultRedisLatencyStallReset).
 func redisClient(cfg *config) (goredis.UniversalClient, error) {
 	var tlsConf *tls.Config
 	var roots *x509.CertPool
@@ -97,6 +103,7 @@ func redisClient(cfg *config) (goredis.UniversalClient, error) {
 			}
 			opts.TLSConfig = tlsConf
 		}
+		opts.ContextTimeoutEnabled = true
 		return goredis.NewClient(opts), nil
 	case cfg.RedisSentinelMaster != "":
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
@@ -106,6 +113,8 @@ func redisClient(cfg *config) (goredis.UniversalClient, error) {
 			Username:         cfg.RedisUsername,
 			Password:         cfg.RedisPassword,
 			TLSConfig:        tlsConf,
+			// See ContextTimeoutEnabled below.
+			ContextTimeoutEnabled: true,
 		}), nil
 	default:
 		return goredis.NewClusterClient(&goredis.ClusterOptions{
@@ -113,6 +122,8 @@ func redisClient(cfg *config) (goredis.UniversalClient, error) {
 			Username:  cfg.RedisUsername,
 			Password:  cfg.RedisPassword,
 			TLSConfig: tlsConf,
+			// See ContextTimeoutEnabled below.
+			ContextTimeoutEnabled: true,
 		}), nil
 	}
 }
