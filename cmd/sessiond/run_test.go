@@ -373,3 +373,27 @@ func TestRunSlowClientCutOff(t *testing.T) {
 	require.NoError(t, err, "the server closed the connection (not our 5s deadline)")
 	require.Less(t, time.Since(start), 3*time.Second)
 }
+
+// TestRunRedisFull: a Redis at maxmemory with noeviction refuses writes;
+// a sign-in then gets 503 store_unavailable whose message says the store is
+// full (an operator's problem, not a retry's), while reads still work.
+func TestRunRedisFull(t *testing.T) {
+	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
+	d := startRun(t, []string{"--store", "redis", "--redis-url", srv.URL(), "--insecure-no-auth"}, nil)
+	c, err := client.New(d.url)
+	require.NoError(t, err)
+	ctx := context.Background()
+	created, err := c.CreateSession(ctx, client.CreateRequest{UserID: "alice"})
+	require.NoError(t, err)
+
+	rc := srv.Client(t)
+	require.NoError(t, rc.ConfigSet(ctx, "maxmemory", "1").Err())
+	t.Cleanup(func() { rc.ConfigSet(context.Background(), "maxmemory", "0") })
+	_, err = c.CreateSession(ctx, client.CreateRequest{UserID: "bob"})
+	requireClientCode(t, err, http.StatusServiceUnavailable, client.CodeStoreUnavailable)
+	var ce *client.Error
+	require.ErrorAs(t, err, &ce)
+	require.Contains(t, ce.Message, "out of memory")
+	_, err = c.Lookup(ctx, created.Token)
+	require.NoError(t, err, "reads still work")
+}
