@@ -135,12 +135,16 @@ func (p *faultProxy) accept() {
 
 func (p *faultProxy) serve(c net.Conn) {
 	defer p.wg.Done()
+	// The client's side counts as open until its reader sees it closed,
+	// however long the data already read is held back.
+	var closed sync.Once
+	clientGone := func() { closed.Do(func() { p.open.Add(-1) }) }
 	defer func() {
 		p.mu.Lock()
 		delete(p.conns, c)
 		p.mu.Unlock()
 		c.Close()
-		p.open.Add(-1)
+		clientGone()
 	}()
 	up, err := net.DialTimeout("tcp", p.target, time.Second)
 	if err != nil {
@@ -148,15 +152,41 @@ func (p *faultProxy) serve(c net.Conn) {
 	}
 	defer up.Close()
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
+	// pipe copies src to dst: a reader that notices a close at once, and
+	// a writer that delivers each chunk after the fault's delay.
+	pipe := func(dst, src net.Conn, onEOF func()) {
 		defer func() { done <- struct{}{} }()
+		type chunk struct {
+			b  []byte
+			at time.Time
+		}
+		chunks := make(chan chunk, 64)
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			for ch := range chunks {
+				time.Sleep(time.Until(ch.at))
+				if _, err := dst.Write(ch.b); err != nil {
+					dst.Close()
+					src.Close()
+					for range chunks {
+					}
+					return
+				}
+			}
+		}()
+		defer func() {
+			close(chunks)
+			<-writerDone
+		}()
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
+				at := time.Now()
 				switch proxyMode(p.mode.Load()) {
 				case proxyLatency:
-					time.Sleep(time.Duration(p.latency.Load()))
+					at = at.Add(time.Duration(p.latency.Load()))
 				case proxyStall:
 					// Swallow everything: the peer waits for an answer
 					// that never comes, until it gives up.
@@ -164,17 +194,18 @@ func (p *faultProxy) serve(c net.Conn) {
 				case proxyReset:
 					return
 				}
-				if _, err := dst.Write(buf[:n]); err != nil {
-					return
-				}
+				chunks <- chunk{append([]byte(nil), buf[:n]...), at}
 			}
 			if err != nil {
+				if onEOF != nil {
+					onEOF()
+				}
 				return
 			}
 		}
 	}
-	go pipe(up, c)
-	go pipe(c, up)
+	go pipe(up, c, clientGone)
+	go pipe(c, up, nil)
 	<-done
 	// One side ended: end both, so the other pipe returns too.
 	if proxyMode(p.mode.Load()) == proxyReset {
