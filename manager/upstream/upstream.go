@@ -78,6 +78,15 @@ type Config struct {
 	// refuse (signing the user out). Default: 0, off. Keep it short
 	// (seconds): it extends the life of a used refresh token in memory.
 	RefreshReuseWindow time.Duration
+	// Coordinator, when set, shares each refresh among every process
+	// using the same Coordinator (several sessiond instances on one
+	// Redis): one upstream call per refresh token across all of them, its
+	// result kept, encrypted with a key only the old refresh token
+	// derives, for RefreshReuseWindow (default with a Coordinator:
+	// DefaultSharedRefreshWindow). When the Coordinator cannot be reached,
+	// Refresh fails with ErrUnavailable rather than risk spending a
+	// rotating refresh token twice. Default: nil, per process only.
+	Coordinator Coordinator
 	// HTTPClient sends the requests. Default: a client with Timeout that
 	// does not follow redirects (a 3xx is ErrUnavailable). Each call is
 	// bounded by Timeout whatever the client's own timeout.
@@ -119,6 +128,8 @@ type Client struct {
 	reuseWindow time.Duration
 	reuseMu     sync.Mutex
 	reuse       map[string]reusable // by hex SHA-256 of the old refresh token
+
+	coord Coordinator // nil: refreshes are shared within this process only
 }
 
 // maxReusable bounds the refresh reuse cache; when full of live entries new
@@ -150,6 +161,7 @@ func New(cfg Config) (*Client, error) {
 		now:      time.Now,
 
 		reuseWindow: cfg.RefreshReuseWindow,
+		coord:       cfg.Coordinator,
 	}
 	if c.reuseWindow > 0 {
 		c.reuse = make(map[string]reusable)
@@ -327,7 +339,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 	}
 	shared := context.WithoutCancel(ctx)
 	ch := c.group.DoChan(key, func() (any, error) {
-		t, err := c.refresh(shared, refreshToken)
+		t, err := c.coordinatedRefresh(shared, refreshToken)
 		if err == nil {
 			c.keep(key, t)
 		}
