@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/sessiond/sessiond/manager/upstream"
 	"github.com/sessiond/sessiond/store"
 	"github.com/sessiond/sessiond/store/memory"
 	"github.com/sessiond/sessiond/store/postgres"
@@ -33,6 +34,9 @@ type backend struct {
 	// closers run in order at shutdown, after the last request: the
 	// store's background work first, then its connections.
 	closers []func() error
+	// refresh shares token refreshes among the instances on this store
+	// (Redis only); nil: each instance refreshes on its own.
+	refresh upstream.Coordinator
 }
 
 func (b *backend) close() error {
@@ -168,10 +172,16 @@ func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, er
 		rc.Close()
 		return nil, fmt.Errorf("check Redis config: %w", err)
 	}
+	coord, err := redis.NewCoordinator(rc, redis.Options{KeyPrefix: cfg.RedisKeyPrefix})
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
 	return &backend{
 		store:   st,
 		ping:    func(ctx context.Context) error { return rc.Ping(ctx).Err() },
 		closers: []func() error{rc.Close},
+		refresh: coord,
 	}, nil
 }
 

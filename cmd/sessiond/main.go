@@ -76,18 +76,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	met := newMetrics()
-	mcfg, closeJWT, err := managerConfig(ctx, cfg, log)
+	be, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, be.close)
+	mcfg, closeJWT, err := managerConfig(ctx, cfg, log, be.refresh)
 	if err != nil {
 		return err
 	}
 	if closeJWT != nil {
 		cleanups = append(cleanups, closeJWT)
 	}
-	be, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	cleanups = append(cleanups, be.close)
 	mcfg.Hooks = met.hooks()
 	mgr, err := manager.New(be.store, mcfg)
 	if err != nil {
@@ -244,8 +244,9 @@ func serverTLS(cfg *config) (*tls.Config, error) {
 
 // managerConfig turns the flags into a manager.Config, building the JWT
 // verifier and upstream client when configured. closeJWT stops the
-// verifier's JWKS refresh.
-func managerConfig(ctx context.Context, cfg *config, log *slog.Logger) (mc manager.Config, closeJWT func() error, err error) {
+// verifier's JWKS refresh. coord, when not nil, makes the instances on one
+// store exchange each refresh token at the upstream once between them.
+func managerConfig(ctx context.Context, cfg *config, log *slog.Logger, coord upstream.Coordinator) (mc manager.Config, closeJWT func() error, err error) {
 	mc = manager.Config{
 		MaxAge:             cfg.MaxAge,
 		UpdateAge:          cfg.UpdateAge,
@@ -270,6 +271,7 @@ func managerConfig(ctx context.Context, cfg *config, log *slog.Logger) (mc manag
 		RefreshPath:  cfg.UpstreamRefreshPath,
 		UserIDField:  cfg.UpstreamUserIDField,
 		Timeout:      cfg.UpstreamTimeout,
+		Coordinator:  coord,
 	})
 	if err != nil {
 		return mc, nil, err
