@@ -694,8 +694,10 @@ func (h *heldTokens) take(oldRefresh string, now time.Time) (*upstream.Tokens, b
 	return e.tokens, now.Before(e.until)
 }
 
-// maxAccessSessions bounds the access-token memory; past it, an arbitrary
-// entry is forgotten, which costs at most one more session.
+// maxAccessSessions bounds the access-token memory; past it, arbitrary
+// entries are forgotten, which costs at most one more session each. A full
+// map sheds a sixteenth at once, so the scan that finds expired entries runs
+// once per maxAccessSessions/16 new tokens, not on every one.
 const maxAccessSessions = 100_000
 
 // accessSessions maps the SHA-256 of a verified access token to the ID of
@@ -733,7 +735,7 @@ func (a *accessSessions) put(token, id string, until, now time.Time) {
 			}
 		}
 		for k := range a.m {
-			if len(a.m) < maxAccessSessions {
+			if len(a.m) < maxAccessSessions-maxAccessSessions/16 {
 				break
 			}
 			delete(a.m, k)
