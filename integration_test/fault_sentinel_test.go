@@ -1,0 +1,229 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
+)
+
+// loadEvent is one request of a mixed load.
+type loadEvent struct {
+	at     time.Time // when it answered
+	op     string
+	status int // 0: transport error
+	code   string
+}
+
+// ackedSession is a session whose creation (and maybe sign-out) sessiond
+// acknowledged, with when.
+type ackedSession struct {
+	token     string
+	created   time.Time
+	revokedAt time.Time // zero: not signed out
+}
+
+// mixedLoad runs workers that each loop create → resolve → (every third)
+// sign-out → resolve-must-fail, until stop is closed; it records every
+// answer and every acknowledged session.
+type mixedLoad struct {
+	mu       sync.Mutex
+	events   []loadEvent
+	sessions []*ackedSession
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	bad      atomic.Value // first answer that must never happen (e.g. a 401 for a live session)
+}
+
+func startMixedLoad(cs []*client.Client, workers int) *mixedLoad {
+	l := &mixedLoad{stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Add(1)
+		go l.worker(cs[w%len(cs)], w)
+	}
+	return l
+}
+
+func (l *mixedLoad) record(op string, err error) bool {
+	r := classifyCall(0, http.StatusOK, err)
+	l.mu.Lock()
+	l.events = append(l.events, loadEvent{at: time.Now(), op: op, status: r.status, code: r.code})
+	l.mu.Unlock()
+	return err == nil
+}
+
+func (l *mixedLoad) worker(c *client.Client, w int) {
+	defer l.wg.Done()
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		cr, err := c.CreateSession(ctx, client.CreateRequest{UserID: fmt.Sprintf("w%d", w)})
+		if !l.record("create", err) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		s := &ackedSession{token: cr.Token, created: time.Now()}
+		l.mu.Lock()
+		l.sessions = append(l.sessions, s)
+		l.mu.Unlock()
+		_, err = c.Resolve(ctx, client.ResolveRequest{SessionToken: cr.Token})
+		if client.IsCode(err, client.CodeInvalidToken) {
+			l.bad.CompareAndSwap(nil, "a just-created session resolved as invalid_token")
+		}
+		l.record("resolve", err)
+		if i%3 != 0 {
+			continue
+		}
+		_, err = c.SignOut(ctx, cr.Token)
+		if l.record("signout", err) {
+			l.mu.Lock()
+			s.revokedAt = time.Now()
+			l.mu.Unlock()
+		}
+	}
+}
+
+func (l *mixedLoad) halt() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// window returns the first and last failed answer after since, how many
+// failed, how many succeeded after the last failure, and the longest time
+// without any successful answer (the outage as callers saw it: requests
+// held until their deadline count, not only the failed ones).
+func (l *mixedLoad) window(since time.Time) (first, last time.Time, failed, okAfter int, gap time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lastOK time.Time
+	for _, e := range l.events {
+		if e.status == http.StatusOK {
+			if !lastOK.IsZero() {
+				gap = max(gap, e.at.Sub(lastOK))
+			}
+			lastOK = e.at
+		}
+		if e.at.Before(since) {
+			continue
+		}
+		if e.status != http.StatusOK {
+			if first.IsZero() {
+				first = e.at
+			}
+			last = e.at
+			failed++
+			okAfter = 0
+		} else {
+			okAfter++
+		}
+	}
+	return first, last, failed, okAfter, gap
+}
+
+// Fault scenario 2: the Sentinel-monitored master is killed (SIGKILL)
+// under a mixed load. sessiond, on a failover client, follows the
+// promotion by itself: the error window is measured, every failure in it
+// is a 503 (never a 401 that would sign a user out), and afterwards every
+// session acknowledged before the kill is readable on the new master and
+// no sign-out is undone.
+func TestFaultSentinelFailover(t *testing.T) {
+	sen := redistest.StartSentinel(t)
+	ps := sessiondtest.StartN(t, 2, sessiondtest.Options{
+		APIKey: sessiondtest.APIKey,
+		Args: []string{"--store", "redis", "--redis-sentinel-master", sen.MasterName,
+			"--redis-sentinel-addrs", sen.Sentinel.Addr(), "--request-timeout", "2s",
+			// The check below resolves every signed-out token once.
+			"--failed-token-rate", "0"},
+	})
+	cs := []*client.Client{ps[0].Client(), ps[1].Client()}
+	load := startMixedLoad(cs, 4)
+	t.Cleanup(func() {
+		select {
+		case <-load.stop:
+		default:
+			load.halt()
+		}
+	})
+
+	time.Sleep(time.Second)
+	oldMaster := sen.Master.Addr()
+	require.NoError(t, sen.Master.Kill())
+	killed := time.Now()
+
+	// Wait until the load has failed and then succeeded 200 times in a
+	// row (writes included), or give up after 30 s.
+	var first, last time.Time
+	var failed, okAfter int
+	var gap time.Duration
+	waitFor(t, 30*time.Second, 50*time.Millisecond, "service resuming after the failover", func() bool {
+		first, last, failed, okAfter, gap = load.window(killed)
+		return failed > 0 && okAfter >= 200
+	})
+	load.halt()
+	require.Nil(t, load.bad.Load(), "an answer that signs a user out")
+
+	// Every failure was a "retry later".
+	load.mu.Lock()
+	codes := map[string]int{}
+	for _, e := range load.events {
+		if !e.at.Before(killed) && e.status != http.StatusOK {
+			codes[fmt.Sprintf("%d %s", e.status, e.code)]++
+		}
+	}
+	total := len(load.events)
+	sessions := load.sessions
+	load.mu.Unlock()
+	for k := range codes {
+		require.Equal(t, "503 store_unavailable", k, "failures during the failover: %v", codes)
+	}
+
+	// The service runs on the promoted replica.
+	info, err := sen.Sentinel.Client(t).Do(context.Background(), "SENTINEL", "get-master-addr-by-name", sen.MasterName).StringSlice()
+	require.NoError(t, err)
+	require.NotEqual(t, oldMaster, info[0]+":"+info[1], "the Sentinel did not promote the replica")
+
+	// Sessions acknowledged more than a second before the kill are all
+	// there; those acknowledged later are counted (asynchronous
+	// replication may lose them); no sign-out is undone.
+	ctx := context.Background()
+	lostOld, lostLate, late, back := 0, 0, 0, 0
+	for _, s := range sessions {
+		_, err := cs[0].Resolve(ctx, client.ResolveRequest{SessionToken: s.token})
+		if !s.revokedAt.IsZero() {
+			if err == nil {
+				back++
+			}
+			continue
+		}
+		isLate := s.created.After(killed.Add(-time.Second)) && s.created.Before(killed)
+		if isLate {
+			late++
+		}
+		if err != nil {
+			require.True(t, client.IsCode(err, client.CodeInvalidToken), "resolve after the failover: %v", err)
+			if isLate {
+				lostLate++
+			} else if s.created.Before(killed) {
+				lostOld++
+			}
+		}
+	}
+	t.Logf("REPORT sentinel: master killed; no successful answer for %v; first failure %v after the kill, last %v after (%d failed requests, all 503); %d requests in all; sessions lost: %d acknowledged >1 s before the kill, %d of %d in the last second; sign-outs undone: %d",
+		gap.Round(time.Millisecond), first.Sub(killed).Round(time.Millisecond), last.Sub(killed).Round(time.Millisecond), failed,
+		total, lostOld, lostLate, late, back)
+	require.Zero(t, lostOld, "sessions acknowledged more than 1 s before the kill were lost")
+	require.Less(t, gap, 20*time.Second, "error window")
+}
