@@ -56,7 +56,7 @@ func openBackend(ctx context.Context, cfg *config, log *slog.Logger) (*backend, 
 	case "redis":
 		return openRedis(ctx, cfg, log)
 	case "postgres":
-		return openPostgres(ctx, cfg)
+		return openPostgres(ctx, cfg, log)
 	}
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
 }
@@ -185,7 +185,7 @@ func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, er
 	}, nil
 }
 
-func openPostgres(ctx context.Context, cfg *config) (*backend, error) {
+func openPostgres(ctx context.Context, cfg *config, log *slog.Logger) (*backend, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.PostgresURL)
 	if err != nil {
 		// The error may quote the URL, password included.
@@ -195,14 +195,16 @@ func openPostgres(ctx context.Context, cfg *config) (*backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	st, err := postgres.New(pool, postgres.Options{Schema: cfg.PostgresSchema, Table: cfg.PostgresTable})
+	st, err := postgres.New(pool, postgres.Options{Schema: cfg.PostgresSchema, Table: cfg.PostgresTable, Logger: log})
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	b := &backend{
 		store: st,
-		ping:  pool.Ping,
+		// The store's Ping also fails until the schema is at this
+		// release's version, so /readyz stays 503 until Migrate has run.
+		ping: st.Ping,
 		closers: []func() error{st.Close, func() error {
 			pool.Close()
 			return nil
@@ -213,7 +215,7 @@ func openPostgres(ctx context.Context, cfg *config) (*backend, error) {
 		defer cancel()
 		if err := st.Migrate(mctx); err != nil {
 			b.close()
-			return nil, fmt.Errorf("postgres: migrate: %w", err)
+			return nil, err // already "postgres: migrate: ..."
 		}
 	}
 	return b, nil

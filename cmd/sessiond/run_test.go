@@ -342,6 +342,15 @@ func TestRunPostgres(t *testing.T) {
 	t.Cleanup(func() { pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
 
 	const key = "pg-test-key-0123456789abc"
+	// Without --postgres-migrate the table does not exist yet: the process
+	// runs, but it is not ready, so a load balancer sends it nothing.
+	unmigrated := startRun(t, []string{"--store", "postgres", "--postgres-url", url, "--postgres-schema", schema},
+		map[string]string{"SESSIOND_API_KEYS": key})
+	uc, err := client.New(unmigrated.url, client.WithAPIKey(key))
+	require.NoError(t, err)
+	require.True(t, client.IsCode(uc.Readyz(ctx), "store_unavailable"), "readyz before Migrate must be 503 store_unavailable")
+	require.NoError(t, unmigrated.stop(t))
+
 	d := startRun(t, []string{"--store", "postgres", "--postgres-url", url, "--postgres-schema", schema, "--postgres-migrate"},
 		map[string]string{"SESSIOND_API_KEYS": key})
 	c, err := client.New(d.url, client.WithAPIKey(key))
