@@ -71,6 +71,18 @@ type Options struct {
 	KeyPrefix string
 	// Now is the store's clock; tests inject a fake one. Default: time.Now.
 	Now func() time.Time
+	// WaitReplicas, when positive, makes every revocation (Delete,
+	// DeleteUser) wait until that many replicas have acknowledged it
+	// (Redis WAIT, on the connection that ran it), so that a sign-out the
+	// caller was told about survives a failover to a replica. If fewer
+	// acknowledge within WaitTimeout, the call fails with
+	// store.ErrUnavailable: the revocation is done on the master and not
+	// yet safe; retrying it is harmless. Not supported on Redis Cluster
+	// (New refuses it). Default: 0, no wait.
+	WaitReplicas int
+	// WaitTimeout bounds that wait; keep it well under the client's
+	// ReadTimeout. Default: DefaultWaitTimeout.
+	WaitTimeout time.Duration
 }
 
 // Store is a store.Store on Redis. It is safe for concurrent use. It does
@@ -83,6 +95,9 @@ type Store struct {
 	sessionBase string
 	userBase    string
 	seqBase     string
+
+	waitReplicas int           // see Options.WaitReplicas
+	waitTimeout  time.Duration // see Options.WaitTimeout
 }
 
 var _ store.Store = (*Store)(nil)
@@ -104,12 +119,19 @@ func New(client goredis.UniversalClient, opts Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
+	wait, err := waitOptions(client, opts)
+	if err != nil {
+		return nil, err
+	}
 	return &Store{
 		client:      client,
 		now:         now,
 		sessionBase: prefix + "session:{",
 		userBase:    prefix + "user:{",
 		seqBase:     prefix + "seq:{",
+
+		waitReplicas: wait.WaitReplicas,
+		waitTimeout:  wait.WaitTimeout,
 	}, nil
 }
 
@@ -287,7 +309,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := ctxErr(op, ctx); err != nil {
 		return err
 	}
-	err := deleteScript.Run(ctx, s.client, []string{s.sessionKey(id)},
+	err := s.revoke(ctx, deleteScript, []string{s.sessionKey(id)},
 		msArg(s.now()), s.userBaseOf(id), id, s.sessionBase,
 	).Err()
 	if err != nil {
@@ -347,7 +369,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (int, error) {
 	if err := ctxErr(op, ctx); err != nil {
 		return 0, err
 	}
-	n, err := deleteUserScript.Run(ctx, s.client, []string{s.userKey(userID)},
+	n, err := s.revoke(ctx, deleteUserScript, []string{s.userKey(userID)},
 		msArg(s.now()), s.sessionBase,
 	).Int()
 	if err != nil {
