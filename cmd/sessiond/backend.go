@@ -149,7 +149,11 @@ func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, er
 	if err != nil {
 		return nil, err
 	}
-	st, err := redis.New(rc, redis.Options{KeyPrefix: cfg.RedisKeyPrefix})
+	st, err := redis.New(rc, redis.Options{
+		KeyPrefix:    cfg.RedisKeyPrefix,
+		WaitReplicas: cfg.RedisWaitReplicas,
+		WaitTimeout:  cfg.RedisWaitTimeout,
+	})
 	if err != nil {
 		rc.Close()
 		return nil, err

@@ -43,6 +43,8 @@ type config struct {
 	RedisSentinelPass   string
 	RedisKeyPrefix      string
 	RedisEvictionCheck  string // refuse or warn
+	RedisWaitReplicas   int
+	RedisWaitTimeout    time.Duration
 
 	PostgresURL     string
 	PostgresMigrate bool
@@ -175,6 +177,8 @@ func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	str(&cfg.RedisSentinelPass, "redis-sentinel-password", "", "password of the Sentinels themselves (requirepass on the Sentinels), if any")
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "", "prefix of every Redis key, to share a Redis between deployments (default: the store's own)")
 	str(&cfg.RedisEvictionCheck, "redis-eviction-check", "refuse", "when Redis's maxmemory-policy is allkeys-* (it could evict a user's index, so sign-out-everywhere would miss sessions): refuse to start, or warn")
+	fs.IntVar(&cfg.RedisWaitReplicas, "redis-wait-replicas", 0, "after each revocation (sign-out, revoke), wait until this many replicas have it (Redis WAIT), so a sign-out survives a failover; fewer within --redis-wait-timeout answer 503 (retrying is safe); 0: no wait; not with --redis-cluster-addrs")
+	dur(&cfg.RedisWaitTimeout, "redis-wait-timeout", 200*time.Millisecond, "longest wait for --redis-wait-replicas")
 	str(&cfg.PostgresURL, "postgres-url", "", "PostgreSQL connection URL, postgres://user:password@host:5432/db")
 	boolean(&cfg.PostgresMigrate, "postgres-migrate", "create or upgrade the PostgreSQL tables at start (safe with several instances starting at once)")
 	str(&cfg.PostgresSchema, "postgres-schema", "", "PostgreSQL schema holding the sessions table (it must exist); empty: the connection's search_path")
@@ -349,6 +353,12 @@ func (c *config) validate() error {
 		}
 		if c.RedisEvictionCheck != "refuse" && c.RedisEvictionCheck != "warn" {
 			bad("--redis-eviction-check %q: want refuse or warn", c.RedisEvictionCheck)
+		}
+		if c.RedisWaitReplicas < 0 || c.RedisWaitTimeout <= 0 {
+			bad("--redis-wait-replicas must not be negative and --redis-wait-timeout must be positive")
+		}
+		if c.RedisWaitReplicas > 0 && len(c.RedisClusterAddrs) > 0 {
+			bad("--redis-wait-replicas is not supported with --redis-cluster-addrs (WAIT counts one node's replicas)")
 		}
 	case "postgres":
 		if c.PostgresURL == "" {
