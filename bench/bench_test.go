@@ -30,6 +30,7 @@ import (
 	"github.com/sessiond/sessiond/manager"
 	"github.com/sessiond/sessiond/store"
 	"github.com/sessiond/sessiond/store/memory"
+	"github.com/sessiond/sessiond/store/nearcache"
 	redisstore "github.com/sessiond/sessiond/store/redis"
 )
 
@@ -153,6 +154,11 @@ func quietManager(b *testing.B, st store.Store) *manager.Manager {
 // gorilla/sessions stores its registry in the request in place (a reused
 // request would find the session cached). Every contender pays the copy.
 func serve(b *testing.B, h http.Handler, reqs []*http.Request) {
+	// Each request once, untimed: pools dialled, caches warm.
+	for _, r := range reqs {
+		c := *r
+		h.ServeHTTP(httptest.NewRecorder(), &c)
+	}
 	each(b, func(i int) error {
 		rec := httptest.NewRecorder()
 		r := *reqs[i%len(reqs)]
@@ -201,17 +207,44 @@ func BenchmarkOurs(b *testing.B) {
 		keys := ids(b, ourSessions(b, st))
 		each(b, func(i int) error { _, err := st.Get(ctx, keys[i%len(keys)]); return err })
 	})
+	b.Run("NearCacheGet", func(b *testing.B) {
+		st := newNearCache(b)
+		keys := ids(b, ourSessions(b, st))
+		for _, id := range keys { // warm: every timed Get is a hit
+			_, err := st.Get(ctx, id)
+			require.NoError(b, err)
+		}
+		each(b, func(i int) error { _, err := st.Get(ctx, keys[i%len(keys)]); return err })
+	})
 	b.Run("ManagerRedis", func(b *testing.B) {
 		e := newRedisEnv(b)
 		st, err := redisstore.New(e.client, redisstore.Options{KeyPrefix: e.prefix})
 		require.NoError(b, err)
 		benchManager(b, st)
 	})
+	b.Run("ManagerNearCache", func(b *testing.B) {
+		benchManager(b, newNearCache(b))
+	})
 	b.Run("ManagerMemory", func(b *testing.B) {
 		st := memory.New(memory.Options{})
 		b.Cleanup(func() { _ = st.Close() })
 		benchManager(b, st)
 	})
+}
+
+// newNearCache is the Redis store behind a near cache, subscribed.
+func newNearCache(b *testing.B) *nearcache.Cache {
+	b.Helper()
+	e := newRedisEnv(b)
+	st, err := redisstore.New(e.client, redisstore.Options{KeyPrefix: e.prefix})
+	require.NoError(b, err)
+	nc, err := nearcache.New(st, e.client, nearcache.Options{KeyPrefix: e.prefix, MaxEntries: 10 * keysPerBench})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = nc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(b, nc.WaitReady(ctx))
+	return nc
 }
 
 func benchManager(b *testing.B, st store.Store) {

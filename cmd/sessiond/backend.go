@@ -181,12 +181,17 @@ func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, er
 		rc.Close()
 		return nil, err
 	}
-	return &backend{
+	be := &backend{
 		store:   st,
 		ping:    func(ctx context.Context) error { return rc.Ping(ctx).Err() },
 		closers: []func() error{rc.Close},
 		refresh: coord,
-	}, nil
+	}
+	if err := withNearCache(be, rc, cfg, log); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return be, nil
 }
 
 func openPostgres(ctx context.Context, cfg *config, log *slog.Logger) (*backend, error) {

@@ -43,6 +43,7 @@ type config struct {
 	RedisSentinelPass   string
 	RedisKeyPrefix      string
 	RedisEvictionCheck  string // refuse or warn
+	RedisNearCacheTTL   time.Duration
 	RedisWaitReplicas   int
 	RedisWaitTimeout    time.Duration
 
@@ -179,6 +180,7 @@ func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	str(&cfg.RedisEvictionCheck, "redis-eviction-check", "refuse", "when Redis's maxmemory-policy is allkeys-* (it could evict a user's index, so sign-out-everywhere would miss sessions): refuse to start, or warn")
 	fs.IntVar(&cfg.RedisWaitReplicas, "redis-wait-replicas", 0, "after each revocation (sign-out, revoke), wait until this many replicas have it (Redis WAIT), so a sign-out survives a failover; fewer within --redis-wait-timeout answer 503 (retrying is safe); 0: no wait; not with --redis-cluster-addrs")
 	dur(&cfg.RedisWaitTimeout, "redis-wait-timeout", 200*time.Millisecond, "longest wait for --redis-wait-replicas")
+	dur(&cfg.RedisNearCacheTTL, "redis-near-cache-ttl", 0, "serve hot sessions from this process's memory for at most this long (e.g. 5s), invalidated across instances through Redis pub/sub; also the longest a revoked session may still resolve if an invalidation is lost; 0: off")
 	str(&cfg.PostgresURL, "postgres-url", "", "PostgreSQL connection URL, postgres://user:password@host:5432/db")
 	boolean(&cfg.PostgresMigrate, "postgres-migrate", "create or upgrade the PostgreSQL tables at start (safe with several instances starting at once)")
 	str(&cfg.PostgresSchema, "postgres-schema", "", "PostgreSQL schema holding the sessions table (it must exist); empty: the connection's search_path")
@@ -337,6 +339,9 @@ func (c *config) validate() error {
 			redisModes++
 		}
 	}
+	if c.Store != "redis" && c.RedisNearCacheTTL != 0 {
+		bad("--redis-near-cache-ttl needs --store redis")
+	}
 	switch c.Store {
 	case "memory":
 	case "redis":
@@ -350,6 +355,9 @@ func (c *config) validate() error {
 			if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 				bad("--redis-url: want redis://, rediss:// or unix:// (value not shown: it may hold a password)")
 			}
+		}
+		if c.RedisNearCacheTTL < 0 {
+			bad("--redis-near-cache-ttl must not be negative")
 		}
 		if c.RedisEvictionCheck != "refuse" && c.RedisEvictionCheck != "warn" {
 			bad("--redis-eviction-check %q: want refuse or warn", c.RedisEvictionCheck)
