@@ -154,10 +154,14 @@ func (a *api) wrap(rt route) http.Handler {
 		start := time.Now()
 		a.met.inflight.Inc()
 		defer a.met.inflight.Dec()
-		sw := &statusWriter{ResponseWriter: w}
+		// One allocation for both: this runs on every request.
+		st := &struct {
+			sw statusWriter
+			c  call
+		}{sw: statusWriter{ResponseWriter: w}, c: call{op: rt.name}}
+		sw, c := &st.sw, &st.c
 		reqID := requestID(r)
 		sw.Header().Set("X-Request-Id", reqID)
-		c := &call{caller: "ip:" + remoteIP(r), op: rt.name}
 
 		defer func() {
 			if p := recover(); p != nil {
@@ -168,6 +172,9 @@ func (a *api) wrap(rt route) http.Handler {
 				if sw.status == 0 {
 					a.writeError(sw, c, &apiError{http.StatusInternalServerError, client.CodeInternal, "internal error"})
 				}
+			}
+			if c.caller == "" { // a panic before the caller was named
+				c.caller = "ip:" + remoteIP(r)
 			}
 			status := sw.status
 			if status == 0 {
@@ -202,12 +209,16 @@ func (a *api) wrap(rt route) http.Handler {
 			// characters are what makes guessing them hopeless.
 			caller, reason, ok := a.auth.authenticate(r)
 			if !ok {
+				c.caller = "ip:" + remoteIP(r)
 				a.met.authFailures.WithLabelValues(reason).Inc()
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 				a.writeError(sw, c, &apiError{http.StatusUnauthorized, client.CodeUnauthorized, "missing or invalid API key (send Authorization: Bearer <key> or X-API-Key)"})
 				return
 			}
 			c.caller = caller
+		}
+		if c.caller == "" {
+			c.caller = "ip:" + remoteIP(r)
 		}
 		if r.ContentLength > a.maxBody {
 			// Refuse before reading: the client learns at once, and the
@@ -218,7 +229,7 @@ func (a *api) wrap(rt route) http.Handler {
 		r.Body = http.MaxBytesReader(sw, r.Body, a.maxBody)
 		if rt.auth {
 			// Responses of the API may carry tokens and session data.
-			sw.Header().Set("Cache-Control", "no-store")
+			sw.Header()["Cache-Control"] = headerNoStore
 			ctx, cancel := context.WithTimeout(r.Context(), a.requestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)
@@ -488,7 +499,7 @@ func (a *api) resolve(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	outcome(res.Source.String(), "ok")
-	writeJSON(w, http.StatusOK, client.Resolution{
+	writeResolution(w, &client.Resolution{
 		Session:      res.Session,
 		Source:       res.Source.String(),
 		SessionToken: res.SessionToken,
