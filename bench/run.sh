@@ -29,7 +29,8 @@ echo "Redis: $(redis-cli -u "$REDIS_URL" info server | grep -m1 redis_version | 
 go test -run TestPayloadSizes -count 1 . >&2
 go test -run '^$' -bench '^Benchmark(Floor|Ours|SCS|Gorilla)$' -benchmem -cpu "$CPU" -count "$COUNT" . | tee "$out/redis.txt" >&2
 (cd .. && go test -run '^$' -bench '^BenchmarkResolveHandler$' -benchmem -cpu "$CPU" -count "$COUNT" ./cmd/sessiond) | tee "$out/sessiond.txt" >&2
+(cd .. && go test -run '^$' -bench '^BenchmarkResolveHTTP$' -benchtime 3s -cpu 2 -count "$(( COUNT < 3 ? COUNT : 3 ))" ./cmd/sessiond) | tee "$out/sessiond-http.txt" >&2
 go test -run '^$' -bench '^BenchmarkMemoryGetAtScale$' -benchmem -cpu "$CPU" -count "$COUNT" -timeout 30m . | tee "$out/memory-get.txt" >&2
 go test -run '^$' -bench '^Benchmark(RedisMemory|MemoryHeapPerSession|MemoryJanitorStall)$' -benchtime 1x -count "$(( COUNT < 3 ? COUNT : 3 ))" -cpu 2 -timeout 30m . | tee "$out/sizes.txt" >&2
 
-cat "$out"/redis.txt "$out"/sessiond.txt "$out"/memory-get.txt "$out"/sizes.txt | go run ./internal/benchtable
+cat "$out"/redis.txt "$out"/sessiond.txt "$out"/sessiond-http.txt "$out"/memory-get.txt "$out"/sizes.txt | go run ./internal/benchtable
