@@ -61,6 +61,10 @@ func openBackend(ctx context.Context, cfg *config, log *slog.Logger) (*backend, 
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
 }
 
+// clusterReloadInterval is how stale the Redis Cluster slot map may get
+// (see redisClient).
+const clusterReloadInterval = 2 * time.Second
+
 // redisClient builds the go-redis client for a standalone server (URL),
 // Sentinel or Cluster; validate has checked that exactly one is set.
 //
@@ -128,6 +132,15 @@ func redisClient(cfg *config) (goredis.UniversalClient, error) {
 			TLSConfig: tlsConf,
 			// See ContextTimeoutEnabled below.
 			ContextTimeoutEnabled: true,
+			// A dead master never answers MOVED, and go-redis reloads
+			// the slot map on connection errors only every
+			// ClusterStateReloadInterval (default 60 s): after the
+			// cluster promotes the replica, its shard's users would
+			// fail for up to a minute (fault scenario 3,
+			// TestFaultClusterFailoverWithReplica). A reload is one
+			// CLUSTER SLOTS, made at most this often and only while
+			// requests come in.
+			ClusterStateReloadInterval: clusterReloadInterval,
 		}), nil
 	}
 }
