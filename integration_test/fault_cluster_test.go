@@ -147,3 +147,119 @@ func TestFaultClusterShardDown(t *testing.T) {
 	require.Zero(t, v1+v2, "a user on the dead shard was served")
 	require.Less(t, max(s1, s2), deadline+time.Second)
 }
+
+// Fault scenario 3 with a replica: the killed master's replica is
+// promoted by the cluster itself, and the users of that shard are served
+// again without restarting sessiond; the other shards never fail.
+func TestFaultClusterFailoverWithReplica(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	ctx := context.Background()
+	// As in TestFaultClusterShardDown: with the default yes, every slot
+	// answers CLUSTERDOWN between the node being declared failed and its
+	// replica taking over (measured: 1 failed request of other shards).
+	for _, n := range cl.Nodes {
+		require.NoError(t, n.Client(t).ConfigSet(ctx, "cluster-require-full-coverage", "no").Err())
+	}
+	victim := cl.Nodes[0]
+	// A replica of the first master joins the cluster.
+	replica := redistest.StartServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-node-timeout", "5000", "--cluster-require-full-coverage", "no")
+	rc := replica.Client(t)
+	vh, vp, _ := strings.Cut(victim.Addr(), ":")
+	require.NoError(t, rc.ClusterMeet(ctx, vh, vp).Err())
+	victimID, err := victim.Client(t).ClusterMyID(ctx).Result()
+	require.NoError(t, err)
+	waitFor(t, 20*time.Second, 50*time.Millisecond, "the replica meeting the cluster", func() bool {
+		nodes, _ := rc.ClusterNodes(ctx).Result()
+		return strings.Contains(nodes, victimID)
+	})
+	require.NoError(t, rc.ClusterReplicate(ctx, victimID).Err())
+	waitFor(t, 20*time.Second, 50*time.Millisecond, "the replica in sync", func() bool {
+		info, _ := rc.Info(ctx, "replication").Result()
+		return strings.Contains(info, "master_link_status:up")
+	})
+
+	p := sessiondtest.Start(t, sessiondtest.Options{
+		APIKey: sessiondtest.APIKey,
+		Args: []string{"--store", "redis", "--redis-cluster-addrs", strings.Join(cl.Addrs(), ","),
+			"--request-timeout", "2s", "--failed-token-rate", "0"},
+	})
+	c := p.Client()
+	slotOwner := map[int64]string{}
+	slots, err := cl.Nodes[1].Client(t).ClusterSlots(ctx).Result()
+	require.NoError(t, err)
+	for _, r := range slots {
+		for s := r.Start; s <= r.End; s++ {
+			slotOwner[int64(s)] = r.Nodes[0].Addr
+		}
+	}
+	var victims, others []string // tokens
+	for u := 0; len(victims) < 10 || len(others) < 10; u++ {
+		require.Less(t, u, 1000)
+		uid := fmt.Sprintf("fo%d", u)
+		cr, err := c.CreateSession(ctx, client.CreateRequest{UserID: uid})
+		require.NoError(t, err)
+		slot, err := cl.Nodes[1].Client(t).ClusterKeySlot(ctx, "{"+store.UserTag(uid)+"}").Result()
+		require.NoError(t, err)
+		if slotOwner[slot] == victim.Addr() {
+			victims = append(victims, cr.Token)
+		} else {
+			others = append(others, cr.Token)
+		}
+	}
+	// Let the replica receive the last writes.
+	waitFor(t, 5*time.Second, 20*time.Millisecond, "the replica caught up", func() bool {
+		m, _ := victim.Client(t).Info(ctx, "replication").Result()
+		r, _ := rc.Info(ctx, "replication").Result()
+		off := func(info, key string) string {
+			for line := range strings.Lines(info) {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
+					return v
+				}
+			}
+			return "?"
+		}
+		return off(m, "master_repl_offset") == off(r, "master_repl_offset")
+	})
+
+	require.NoError(t, victim.Kill())
+	killed := time.Now()
+	otherFailures, victimFailures := 0, 0
+	var resumed time.Duration
+	for resumed == 0 {
+		if time.Since(killed) > 40*time.Second {
+			role, _ := rc.Do(ctx, "ROLE").Slice()
+			nodes, _ := cl.Nodes[1].Client(t).ClusterNodes(ctx).Result()
+			_, err := c.Resolve(ctx, client.ResolveRequest{SessionToken: victims[0]})
+			t.Fatalf("the victim shard never came back: replica role %v; last error %v; cluster nodes:\n%s", role, err, nodes)
+		}
+		for _, tok := range others {
+			if _, err := c.Resolve(ctx, client.ResolveRequest{SessionToken: tok}); err != nil {
+				otherFailures++
+			}
+		}
+		ok := 0
+		for _, tok := range victims {
+			_, err := c.Resolve(ctx, client.ResolveRequest{SessionToken: tok})
+			switch {
+			case err == nil:
+				ok++
+			case client.IsCode(err, client.CodeStoreUnavailable):
+				victimFailures++
+			default:
+				t.Fatalf("victim-shard user during the failover: %v (a 401 would sign the user out)", err)
+			}
+		}
+		if ok == len(victims) {
+			resumed = time.Since(killed)
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	role, err := rc.Do(ctx, "ROLE").Slice()
+	require.NoError(t, err)
+	t.Logf("REPORT cluster failover: master with a replica killed; its shard's users served again %v after the kill (%d failed resolves, all 503), replica role now %v; other shards: %d failures; 0 of %d sessions of the shard lost",
+		resumed.Round(time.Millisecond), victimFailures, role[0], otherFailures, len(victims))
+	require.Equal(t, "master", role[0], "the replica was not promoted")
+	require.Zero(t, otherFailures, "users of other shards failed")
+}
