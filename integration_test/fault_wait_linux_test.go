@@ -212,3 +212,21 @@ func testWaitAfterRevocation(t *testing.T, wait int) {
 		require.Positive(t, undone, "without WAIT the failover undid no sign-out: the demonstration proves nothing")
 	}
 }
+
+// Fault scenario 2 in its production shape: one master, two replicas,
+// three Sentinels (quorum 2); the master is killed under a mixed load.
+func TestFaultSentinelFailoverThreeSentinels(t *testing.T) {
+	const name = "sessiond"
+	master := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
+	mh, mp, _ := net.SplitHostPort(master.Addr())
+	ctx := context.Background()
+	for range 2 {
+		r := redistest.StartServer(t, "--replicaof", mh, mp)
+		waitFor(t, 20*time.Second, 50*time.Millisecond, "replica in sync", func() bool {
+			info, _ := r.Client(t).Info(ctx, "replication").Result()
+			return strings.Contains(info, "master_link_status:up")
+		})
+	}
+	sentinels := startSentinels(t, name, master.Addr(), 3, 2)
+	failoverUnderLoad(t, "2 replicas, 3 sentinels", name, sentinels, master.Kill, master.Addr())
+}
