@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,11 +104,14 @@ func stallReader(get func(i int), stop <-chan struct{}) (worst time.Duration, ca
 }
 
 // BenchmarkMemoryJanitorStall fills a store with 1M sessions, half of
-// them (every session of every other user) due to expire together, and measures the longest single Get of a
-// concurrent reader while the janitor removes that half ("stall-ms"),
-// beside the same reader's longest Get over an equal window with nothing
-// to sweep ("idle-stall-ms": the machine's own noise, GC included).
-// scs memstore gets the same wave, swept by its own cleanup.
+// them (every session of every other user) due to expire together, and
+// measures the longest single Get of a concurrent reader while the
+// janitor removes that half, with the garbage collector paused
+// ("stall-nogc-ms": the janitor's locking alone) and, for a second wave
+// of 200k, as usual ("stall-ms"), beside the same reader's longest Get
+// over an equal window with nothing to sweep ("idle-stall-*": the
+// machine's own noise). scs memstore gets the same wave, swept by its own
+// cleanup.
 func BenchmarkMemoryJanitorStall(b *testing.B) {
 	ctx := context.Background()
 	const window = 1500 * time.Millisecond
@@ -134,12 +138,26 @@ func BenchmarkMemoryJanitorStall(b *testing.B) {
 				}
 			}
 			before := heapAlloc()
-			idle := measureStall(get, window, nil)
-			sweep := measureStall(get, window, func() { clk.Advance(2 * time.Minute) })
+			// Twice: with the garbage collector as usual, then paused, so
+			// that what is left is the janitor's locking alone (and the
+			// machine's scheduling).
+			idle := measureStall(get, window, nil, false)
+			idleNoGC := measureStall(get, window, nil, true)
+			sweepNoGC := measureStall(get, window, func() { clk.Advance(2 * time.Minute) }, true)
 			freed := int64(before) - int64(heapAlloc())
 			require.Greater(b, freed, int64(resident/2*200), "the janitor did not free the wave within the window")
+			// A second wave, with the collector on.
+			for i := range resident / 5 {
+				s := residentSession(resident+i, clk.Now().Add(time.Minute))
+				_, err := st.Create(ctx, s, store.CreateOptions{})
+				require.NoError(b, err)
+			}
+			heapAlloc()
+			sweep := measureStall(get, window, func() { clk.Advance(2 * time.Minute) }, false)
 			b.ReportMetric(float64(sweep.Microseconds())/1000, "stall-ms")
 			b.ReportMetric(float64(idle.Microseconds())/1000, "idle-stall-ms")
+			b.ReportMetric(float64(sweepNoGC.Microseconds())/1000, "stall-nogc-ms")
+			b.ReportMetric(float64(idleNoGC.Microseconds())/1000, "idle-stall-nogc-ms")
 			require.NoError(b, st.Close())
 		}
 	})
@@ -172,10 +190,13 @@ func BenchmarkMemoryJanitorStall(b *testing.B) {
 			// Its cleanup scans every session under the lock, due or
 			// not: the window holds at least two runs, one of which
 			// removes the wave.
-			sweep := measureStall(get, window, nil)
+			sweep := measureStall(get, window, nil, true)
 			freed := int64(before) - int64(heapAlloc())
 			require.Greater(b, freed, int64(resident/2*200), "scs cleanup did not free the wave within the window")
-			b.ReportMetric(float64(sweep.Microseconds())/1000, "stall-ms")
+			b.ReportMetric(float64(sweep.Microseconds())/1000, "stall-nogc-ms")
+			// And its cleanup with nothing to remove, collector on: it
+			// still walks every session under the lock.
+			b.ReportMetric(float64(measureStall(get, window, nil, false).Microseconds())/1000, "idle-stall-ms")
 			st.StopCleanup()
 		}
 	})
@@ -186,8 +207,13 @@ func BenchmarkMemoryJanitorStall(b *testing.B) {
 func wave(i int) bool { return (i/10)%2 == 0 }
 
 // measureStall runs a reader for window, calling trigger once the reader
-// runs, and returns the reader's worst single call.
-func measureStall(get func(int), window time.Duration, trigger func()) time.Duration {
+// runs, and returns the reader's worst single call. With noGC the
+// garbage collector is paused for the window.
+func measureStall(get func(int), window time.Duration, trigger func(), noGC bool) time.Duration {
+	if noGC {
+		runtime.GC()
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	}
 	stop := make(chan struct{})
 	var worst atomic.Int64
 	var wg sync.WaitGroup

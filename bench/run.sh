@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Runs the side-by-side benchmarks (bench/ and sessiond's in-process resolve
-# handler) against one Redis and prints a Markdown table of medians.
+# Runs the side-by-side benchmarks (bench/ and sessiond's resolve handler)
+# against one Redis and prints a Markdown table of medians.
 #
-#   bench/run.sh            # COUNT=5 runs of each, -cpu 1,2
+#   bench/run.sh            # COUNT=5 rounds, -cpu 1,2
 #   COUNT=3 bench/run.sh    # quicker
 #   REDIS_URL=redis://127.0.0.1:6379 bench/run.sh   # an existing Redis
-#                           #   (the memory rows need nothing else writing to it)
+#                           #   (the Redis memory rows need nothing else writing to it)
 #
-# Raw output is kept in bench/out/ (git-ignored) for benchstat.
+# The rounds are interleaved (every contender once per round, COUNT
+# rounds) rather than -count N of each in a row, so that a change in the
+# machine's load while the script runs falls on every contender alike.
+# Raw output is kept in bench/out/ (git-ignored), one file per group, in
+# the format benchstat reads.
 set -euo pipefail
 cd "$(dirname "$0")"
 COUNT=${COUNT:-5}
 CPU=${CPU:-1,2}
-out=out
-mkdir -p "$out"
+out=$PWD/out
+rm -rf "$out"
+mkdir -p "$out/bin"
 
 if [[ -z "${REDIS_URL:-}" ]]; then
 	dir=$(mktemp -d)
@@ -24,13 +29,28 @@ if [[ -z "${REDIS_URL:-}" ]]; then
 	for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 	export REDIS_URL="redis://127.0.0.1:$port"
 fi
-echo "Redis: $(redis-cli -u "$REDIS_URL" info server | grep -m1 redis_version | tr -d '\r'), go: $(go version | cut -d' ' -f3), $(nproc) CPUs" >&2
+echo "Redis $(redis-cli -u "$REDIS_URL" info server | grep -m1 redis_version | cut -d: -f2 | tr -d '\r'), $(go version | cut -d' ' -f3), $(nproc) CPUs, COUNT=$COUNT" >&2
 
-go test -run TestPayloadSizes -count 1 . >&2
-go test -run '^$' -bench '^Benchmark(Floor|Ours|SCS|Gorilla)$' -benchmem -cpu "$CPU" -count "$COUNT" . | tee "$out/redis.txt" >&2
-(cd .. && go test -run '^$' -bench '^BenchmarkResolveHandler$' -benchmem -cpu "$CPU" -count "$COUNT" ./cmd/sessiond) | tee "$out/sessiond.txt" >&2
-(cd .. && go test -run '^$' -bench '^BenchmarkResolveHTTP$' -benchtime 3s -cpu 2 -count "$(( COUNT < 3 ? COUNT : 3 ))" ./cmd/sessiond) | tee "$out/sessiond-http.txt" >&2
-go test -run '^$' -bench '^BenchmarkMemoryGetAtScale$' -benchmem -cpu "$CPU" -count "$COUNT" -timeout 30m . | tee "$out/memory-get.txt" >&2
-go test -run '^$' -bench '^Benchmark(RedisMemory|MemoryHeapPerSession|MemoryJanitorStall)$' -benchtime 1x -count "$(( COUNT < 3 ? COUNT : 3 ))" -cpu 2 -timeout 30m . | tee "$out/sizes.txt" >&2
+go test -c -o "$out/bin/bench.test" .
+(cd .. && go test -c -o "$out/bin/sessiond.test" ./cmd/sessiond)
+"$out/bin/bench.test" -test.run TestPayloadSizes >&2
+
+bench=$out/bin/bench.test
+sessiond=$out/bin/sessiond.test
+run() { # file binary args...
+	local f=$1
+	shift
+	"$@" -test.run '^$' -test.timeout 30m | tee -a "$out/$f.txt" >&2
+}
+for round in $(seq "$COUNT"); do
+	echo "round $round of $COUNT" >&2
+	run redis "$bench" -test.bench '^Benchmark(Floor|Ours|SCS|Gorilla)$' -test.benchmem -test.cpu "$CPU"
+	(cd ../cmd/sessiond && run sessiond "$sessiond" -test.bench '^BenchmarkResolveHandler$' -test.benchmem -test.cpu "$CPU")
+	(cd ../cmd/sessiond && run sessiond-http "$sessiond" -test.bench '^BenchmarkResolveHTTP$' -test.benchtime 3s -test.cpu 2)
+	run memory-get "$bench" -test.bench '^BenchmarkMemoryGetAtScale$' -test.benchmem -test.cpu "$CPU"
+	if ((round <= 3)); then
+		run sizes "$bench" -test.bench '^Benchmark(RedisMemory|MemoryHeapPerSession|MemoryJanitorStall)$' -test.benchtime 1x -test.cpu 2
+	fi
+done
 
 cat "$out"/redis.txt "$out"/sessiond.txt "$out"/sessiond-http.txt "$out"/memory-get.txt "$out"/sizes.txt | go run ./internal/benchtable

@@ -70,20 +70,20 @@ func main() {
 		if f := floor(k); f > 0 && ns > 0 && !strings.HasPrefix(k.name, "Memory") && !strings.HasPrefix(k.name, "Redis") {
 			ratio = fmt.Sprintf("%.3g", ns/f)
 		}
-		if ns > 0 && len(s["B/session"]) == 0 && len(s["stall-ms"]) == 0 {
+		if ns > 0 && len(s["B/session"]) == 0 && len(s["idle-stall-ms"]) == 0 {
 			ops = fmt.Sprintf("%.0f", 1e9/ns)
 		}
 		if a, ok := s["allocs/op"]; ok {
 			allocs = fmt.Sprintf("%.0f", median(a))
 		}
 		var other []string
-		for _, u := range []string{"B/session", "stall-ms", "idle-stall-ms", "req/s", "p50-ms", "p99-ms"} {
+		for _, u := range []string{"B/session", "stall-ms", "idle-stall-ms", "stall-nogc-ms", "idle-stall-nogc-ms", "req/s", "p50-ms", "p99-ms"} {
 			if v, ok := s[u]; ok {
 				other = append(other, fmt.Sprintf("%.4g %s", median(v), u))
 			}
 		}
 		nsText := fmt.Sprintf("%.4g", ns)
-		if len(s["B/session"]) > 0 || len(s["stall-ms"]) > 0 {
+		if len(s["B/session"]) > 0 || len(s["idle-stall-ms"]) > 0 {
 			nsText, allocs = "", ""
 		}
 		fmt.Printf("| %s | %s | %d | %s | %s | %s | %s | %s |\n", k.name, k.cpu, len(s["ns/op"]), nsText, ops, allocs, ratio, strings.Join(other, ", "))
