@@ -27,7 +27,8 @@ func TestNearCacheRevokePropagation(t *testing.T) {
 	others := []*client.Client{ps[1].Client(), ps[2].Client()}
 	ctx := context.Background()
 	for _, p := range ps {
-		require.True(t, p.Logged("near cache on"), "sessiond pid %d did not turn the near cache on", p.PID())
+		require.True(t, p.Logged(`"near cache on"`), "sessiond pid %d did not turn the near cache on", p.PID())
+		require.True(t, p.Logged(`"subscribed":true`), "sessiond pid %d started before its invalidation channel was up", p.PID())
 	}
 
 	warm := func(token string) {

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"log/slog"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/sessiond/sessiond/store/nearcache"
 )
+
+// nearCacheStartWait bounds how long the start waits for the near cache's
+// invalidation channel.
+const nearCacheStartWait = 2 * time.Second
 
 // withNearCache puts the near cache (--redis-near-cache-ttl) in front of
 // be's Redis store: resolves of hot sessions are answered from memory,
@@ -26,6 +32,13 @@ func withNearCache(be *backend, rc goredis.UniversalClient, cfg *config, log *sl
 	be.store = nc
 	// Stop the subscriber before the client closes under it.
 	be.closers = append([]func() error{nc.Close}, be.closers...)
-	log.Info("near cache on", "ttl", cfg.RedisNearCacheTTL.String(), "channel", nc.Channel())
+	// Until the subscription is confirmed every resolve goes to Redis,
+	// which is safe but slow: give it a moment, so an instance that says
+	// it is ready also caches. A Redis that is down does not hold the
+	// start for long; the cache turns on when Redis is back.
+	ctx, cancel := context.WithTimeout(context.Background(), nearCacheStartWait)
+	defer cancel()
+	live := nc.WaitReady(ctx) == nil
+	log.Info("near cache on", "ttl", cfg.RedisNearCacheTTL.String(), "channel", nc.Channel(), "subscribed", live)
 	return nil
 }
