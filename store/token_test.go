@@ -113,3 +113,14 @@ func TestValidID(t *testing.T) {
 		require.False(t, store.ValidID(bad), "ValidID(%q) = true, want false", bad)
 	}
 }
+
+func TestIDFromTokenAllocatesOnlyTheID(t *testing.T) {
+	token, err := store.NewToken("user-1")
+	require.NoError(t, err)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := store.IDFromToken(token); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.Equal(t, 1.0, allocs, "IDFromToken allocs = %v, want 1 (the returned ID)", allocs)
+}
