@@ -109,7 +109,16 @@ func writeCookies(w http.ResponseWriter, cookies []*http.Cookie) {
 // r.RemoteAddr; put a proxy-aware middleware in front if you sit behind
 // one).
 func (m *Manager) Credentials(r *http.Request) Credentials {
-	c := Credentials{Device: DeviceFromRequest(r)}
+	c := m.tokens(r)
+	c.Device = DeviceFromRequest(r)
+	return c
+}
+
+// tokens is Credentials without the device, which only a step that creates
+// a session needs: a request resolved by its session cookie (the common
+// case) does not pay for parsing its User-Agent and address.
+func (m *Manager) tokens(r *http.Request) Credentials {
+	var c Credentials
 	for _, ck := range r.Cookies() {
 		var dst *string
 		switch ck.Name {
@@ -222,9 +231,9 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 }
 
 func (m *Manager) resolveRequest(w http.ResponseWriter, r *http.Request) *requestState {
-	c := m.Credentials(r)
+	c := m.tokens(r)
 	st := &requestState{m: m}
-	res, err := m.Resolve(r.Context(), c)
+	res, err := m.resolve(r.Context(), c, r)
 	switch {
 	case err == nil:
 		st.set(res.Session, nil)
@@ -281,7 +290,7 @@ func (m *Manager) GetServerSession(r *http.Request) (*store.Session, error) {
 	if st := stateFrom(r.Context()); st != nil && st.m == m {
 		return st.get()
 	}
-	tok := m.Credentials(r).SessionToken
+	tok := m.tokens(r).SessionToken
 	if tok == "" {
 		return nil, noSession("get server session", "no session cookie")
 	}
@@ -371,7 +380,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if st != nil && st.m != m {
 		st = nil
 	}
-	if old := m.Credentials(r).SessionToken; old != "" {
+	if old := m.tokens(r).SessionToken; old != "" {
 		if id, err := store.IDFromToken(old); err == nil {
 			if err := m.st.Delete(ctx, id); err != nil {
 				return nil, storeErr(op, err)
@@ -409,7 +418,7 @@ func (m *Manager) SignOut(w http.ResponseWriter, r *http.Request) error {
 		st.mu.Lock()
 		s = st.session
 		st.mu.Unlock()
-	} else if tok := m.Credentials(r).SessionToken; tok != "" {
+	} else if tok := m.tokens(r).SessionToken; tok != "" {
 		var err error
 		s, err = m.lookup(ctx, "sign out", tok)
 		if err != nil && !errors.Is(err, ErrNoSession) {

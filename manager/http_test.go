@@ -362,9 +362,17 @@ func TestHTTPBearerAndRefreshCookies(t *testing.T) {
 		a := newApp(t, e)
 
 		// A bearer token signs the client in and sets the session cookie.
-		r := a.do(t, "GET", "/me", nil, http.Header{"Authorization": {"Bearer " + e.idp.accessToken(t, "42")}})
+		r := a.do(t, "GET", "/me", nil, http.Header{
+			"Authorization": {"Bearer " + e.idp.accessToken(t, "42")},
+			"User-Agent":    {"bearer-client/1.0"},
+		})
 		require.Equal(t, http.StatusOK, r.status, r.body)
 		require.Len(t, r.cookies, 1)
+		// The session the chain created records the request's device.
+		list, err := e.m.GetUserSessions(ctx, "42")
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Equal(t, store.Device{UserAgent: "bearer-client/1.0", IP: "127.0.0.1"}, list[0].Device)
 		require.Equal(t, e.m.CookieName(), r.cookies[0].Name)
 		require.Equal(t, "no-store", r.header.Get("Cache-Control"))
 		calls := e.idp.userInfoCalls.Load()

@@ -205,6 +205,12 @@ func upstreamErr(op string, err error) error {
 // or upstream is down: 503); store input errors (such as
 // store.ErrTooManySessions from a refused sign-in) pass through wrapped.
 func (m *Manager) Resolve(ctx context.Context, c Credentials) (*Resolution, error) {
+	return m.resolve(ctx, c, nil)
+}
+
+// resolve is Resolve; with r set, c.Device is taken from r once the chain
+// gets past the session cookie, the only step that does not need it.
+func (m *Manager) resolve(ctx context.Context, c Credentials, r *http.Request) (*Resolution, error) {
 	if c.SessionToken != "" {
 		s, extended, err := m.Touch(ctx, c.SessionToken)
 		if err == nil {
@@ -224,6 +230,9 @@ func (m *Manager) Resolve(ctx context.Context, c Credentials) (*Resolution, erro
 	}
 	if m.cfg.JWT == nil || m.cfg.Upstream == nil {
 		return nil, noSession("resolve", "JWT and refresh steps are not configured")
+	}
+	if r != nil {
+		c.Device = DeviceFromRequest(r)
 	}
 	if c.AccessToken != "" {
 		claims, err := m.cfg.JWT.Verify(c.AccessToken)
