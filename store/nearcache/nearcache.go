@@ -9,8 +9,11 @@
 // a Create that evicts) drops the affected entries locally before it
 // returns and publishes their session IDs or user ID on one channel per
 // key prefix; every Cache listening on that channel drops them too,
-// typically within a millisecond. Messages carry session IDs and user IDs,
-// never tokens.
+// typically within a millisecond. A write that fails does the same unless
+// its error proves nothing changed (invalid input, ErrExists,
+// ErrTooManySessions): an ErrUnavailable may follow a write that happened,
+// such as a revocation done on the master and not acknowledged by enough
+// replicas in time. Messages carry session IDs and user IDs, never tokens.
 //
 // A message can be lost (a publisher that fails after its write, a
 // subscriber whose connection breaks). Two rules bound the damage:
@@ -486,12 +489,26 @@ func (c *Cache) invalidateUser(ctx context.Context, userID string) {
 	c.publish(ctx, kindUser+userID)
 }
 
+// rejected reports whether err proves that the write changed nothing: its
+// input was refused before any storage was touched. Any other error, above
+// all ErrUnavailable, may follow a write that happened (a revocation done
+// on the master whose WAIT for replicas timed out, a reply lost on the
+// way back), so the write's entries are invalidated as if it had worked.
+func rejected(err error) bool {
+	return errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge)
+}
+
 // Create implements store.Store. Sessions it evicts are invalidated
-// everywhere.
+// everywhere; after a failure that may have evicted some (their IDs
+// unknown), every session of the user is.
 func (c *Cache) Create(ctx context.Context, s *store.Session, opts store.CreateOptions) ([]string, error) {
 	evicted, err := c.next.Create(ctx, s, opts)
-	if err == nil {
+	switch {
+	case err == nil:
 		c.invalidateIDs(ctx, evicted...)
+	case rejected(err) || errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrTooManySessions) || s == nil:
+	default:
+		c.invalidateUser(ctx, s.UserID)
 	}
 	return evicted, err
 }
@@ -499,7 +516,7 @@ func (c *Cache) Create(ctx context.Context, s *store.Session, opts store.CreateO
 // Touch implements store.Store and invalidates the session everywhere.
 func (c *Cache) Touch(ctx context.Context, id string, lastSeen, expiresAt time.Time) (*store.Session, error) {
 	s, err := c.next.Touch(ctx, id, lastSeen, expiresAt)
-	if err == nil || errors.Is(err, store.ErrNotFound) {
+	if !rejected(err) && store.ValidID(id) {
 		c.invalidateIDs(ctx, id)
 	}
 	return s, err
@@ -509,7 +526,7 @@ func (c *Cache) Touch(ctx context.Context, id string, lastSeen, expiresAt time.T
 // everywhere.
 func (c *Cache) UpdateUser(ctx context.Context, userID string, user json.RawMessage) (int, error) {
 	n, err := c.next.UpdateUser(ctx, userID, user)
-	if err == nil {
+	if !rejected(err) {
 		c.invalidateUser(ctx, userID)
 	}
 	return n, err
@@ -518,7 +535,7 @@ func (c *Cache) UpdateUser(ctx context.Context, userID string, user json.RawMess
 // Delete implements store.Store and invalidates the session everywhere.
 func (c *Cache) Delete(ctx context.Context, id string) error {
 	err := c.next.Delete(ctx, id)
-	if err == nil && store.ValidID(id) {
+	if !rejected(err) && store.ValidID(id) {
 		c.invalidateIDs(ctx, id)
 	}
 	return err
@@ -528,7 +545,7 @@ func (c *Cache) Delete(ctx context.Context, id string) error {
 // invalidates the user's sessions everywhere.
 func (c *Cache) DeleteUser(ctx context.Context, userID string) (int, error) {
 	n, err := c.next.DeleteUser(ctx, userID)
-	if err == nil {
+	if !rejected(err) {
 		c.invalidateUser(ctx, userID)
 	}
 	return n, err

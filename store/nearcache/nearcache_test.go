@@ -2,6 +2,8 @@ package nearcache_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -329,4 +331,141 @@ func TestMalformedIDIsNotFound(t *testing.T) {
 		_, err := nc.Get(context.Background(), id)
 		require.ErrorIs(t, err, store.ErrNotFound, "Get(%q)", id)
 	}
+}
+
+// lossy is a backend whose writes happen and then report ErrUnavailable,
+// as a revocation does when its WAIT for replicas times out, or any write
+// whose reply is lost.
+type lossy struct{ store.Store }
+
+var errLost = fmt.Errorf("lossy: %w: reply lost", store.ErrUnavailable)
+
+func (l lossy) Create(ctx context.Context, s *store.Session, opts store.CreateOptions) ([]string, error) {
+	if _, err := l.Store.Create(ctx, s, opts); err != nil {
+		return nil, err
+	}
+	return nil, errLost
+}
+
+func (l lossy) Touch(ctx context.Context, id string, lastSeen, expiresAt time.Time) (*store.Session, error) {
+	if _, err := l.Store.Touch(ctx, id, lastSeen, expiresAt); err != nil {
+		return nil, err
+	}
+	return nil, errLost
+}
+
+func (l lossy) UpdateUser(ctx context.Context, userID string, user json.RawMessage) (int, error) {
+	if _, err := l.Store.UpdateUser(ctx, userID, user); err != nil {
+		return 0, err
+	}
+	return 0, errLost
+}
+
+func (l lossy) Delete(ctx context.Context, id string) error {
+	if err := l.Store.Delete(ctx, id); err != nil {
+		return err
+	}
+	return errLost
+}
+
+func (l lossy) DeleteUser(ctx context.Context, userID string) (int, error) {
+	if _, err := l.Store.DeleteUser(ctx, userID); err != nil {
+		return 0, err
+	}
+	return 0, errLost
+}
+
+// A write that fails with ErrUnavailable may have happened: the instance
+// that made it must not serve its cached copy, and the others are told,
+// exactly as after a success (the clock does not move, so no TTL helps).
+func TestUnavailableWriteInvalidates(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(t)
+	st, err := redis.New(c, redis.Options{Now: e.clock.Now})
+	require.NoError(t, err)
+	a, err := nearcache.New(lossy{st}, c, nearcache.Options{Now: e.clock.Now, Logger: quiet})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, a.WaitReady(ctx))
+	b := e.instance(t, nearcache.Options{})
+
+	// cached reads id through a and b twice and requires the second read
+	// of each to be a hit, so that what follows tests invalidation.
+	cached := func(t *testing.T, id string) {
+		t.Helper()
+		for _, nc := range []*nearcache.Cache{a, b} {
+			hits := nc.Stats().Hits
+			for range 2 {
+				_, err := nc.Get(ctx, id)
+				require.NoError(t, err)
+			}
+			require.Equal(t, hits+1, nc.Stats().Hits, "session not cached")
+		}
+	}
+	// stale reports whether a or b still answers for id with a copy that
+	// check rejects; a must not at once, b not once its message arrived.
+	fresh := func(t *testing.T, id string, check func(*store.Session, error) bool) {
+		t.Helper()
+		require.True(t, check(a.Get(ctx, id)), "the instance that wrote serves its stale copy")
+		eventually(t, func() bool { return check(b.Get(ctx, id)) }, "the other instance serves its stale copy")
+	}
+	notFound := func(_ *store.Session, err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+	t.Run("Delete", func(t *testing.T) {
+		id := e.create(t, st, "u1", time.Hour)
+		cached(t, id)
+		require.ErrorIs(t, a.Delete(ctx, id), store.ErrUnavailable)
+		fresh(t, id, notFound)
+	})
+	t.Run("DeleteUser", func(t *testing.T) {
+		id := e.create(t, st, "u2", time.Hour)
+		cached(t, id)
+		_, err := a.DeleteUser(ctx, "u2")
+		require.ErrorIs(t, err, store.ErrUnavailable)
+		fresh(t, id, notFound)
+	})
+	t.Run("UpdateUser", func(t *testing.T) {
+		id := e.create(t, st, "u3", time.Hour)
+		cached(t, id)
+		_, err := a.UpdateUser(ctx, "u3", []byte(`{"name":"B"}`))
+		require.ErrorIs(t, err, store.ErrUnavailable)
+		fresh(t, id, func(s *store.Session, err error) bool { return err == nil && string(s.User) == `{"name":"B"}` })
+	})
+	t.Run("Touch", func(t *testing.T) {
+		id := e.create(t, st, "u4", time.Hour)
+		cached(t, id)
+		exp := e.clock.Now().Add(2 * time.Hour).Truncate(time.Millisecond)
+		_, err := a.Touch(ctx, id, e.clock.Now(), exp)
+		require.ErrorIs(t, err, store.ErrUnavailable)
+		fresh(t, id, func(s *store.Session, err error) bool { return err == nil && s.ExpiresAt.Equal(exp) })
+	})
+	t.Run("CreateEvicts", func(t *testing.T) {
+		old := e.create(t, st, "u5", time.Minute)
+		cached(t, old)
+		token, err := store.NewToken("u5")
+		require.NoError(t, err)
+		id, err := store.IDFromToken(token)
+		require.NoError(t, err)
+		_, err = a.Create(ctx, &store.Session{ID: id, UserID: "u5", ExpiresAt: e.clock.Now().Add(time.Hour)},
+			store.CreateOptions{MaxPerUser: 1})
+		require.ErrorIs(t, err, store.ErrUnavailable)
+		fresh(t, old, notFound)
+	})
+	t.Run("RejectedPublishesNothing", func(t *testing.T) {
+		before := b.Stats().Invalidations
+		_, err := a.UpdateUser(ctx, "", nil)
+		require.ErrorIs(t, err, store.ErrInvalid)
+		_, err = a.Touch(ctx, "not-an-id", e.clock.Now(), e.clock.Now().Add(time.Hour))
+		require.ErrorIs(t, err, store.ErrNotFound)
+		// lossy turns Delete's nil into ErrUnavailable; a malformed ID
+		// names no session, so there is still nothing to publish.
+		require.ErrorIs(t, a.Delete(ctx, "not-an-id"), store.ErrUnavailable)
+		// Redis delivers a PUBLISH before it answers it, so any publish
+		// made above reaches b before this marker.
+		require.NoError(t, c.Publish(ctx, a.Channel(), "s:").Err())
+		eventually(t, func() bool { return b.Stats().Invalidations > before }, "marker not received")
+		require.Equal(t, before+1, b.Stats().Invalidations, "a rejected write was published")
+	})
 }
