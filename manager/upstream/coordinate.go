@@ -61,16 +61,21 @@ type sharedResult struct {
 	Refused      bool      `json:"x,omitempty"`
 }
 
+// newAEAD is AES-256-GCM under key, the cipher of seal and unseal.
+func newAEAD(key [32]byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
 func seal(key [32]byte, id string, r sharedResult) ([]byte, error) {
 	plain, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(key[:])
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
@@ -82,11 +87,7 @@ func seal(key [32]byte, id string, r sharedResult) ([]byte, error) {
 }
 
 func unseal(key [32]byte, id string, sealed []byte) (*sharedResult, error) {
-	block, err := aes.NewCipher(key[:])
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
