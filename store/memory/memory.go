@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -440,7 +441,7 @@ func (s *Store) Create(ctx context.Context, in *store.Session, opts store.Create
 			}
 			victims := slices.Clone(u.entries)
 			// Soonest expiry first; the index order (oldest first) breaks ties.
-			slices.SortStableFunc(victims, func(a, b *entry) int { return compareInt64(a.expires, b.expires) })
+			slices.SortStableFunc(victims, func(a, b *entry) int { return cmp.Compare(a.expires, b.expires) })
 			for _, v := range victims[:over] {
 				evicted = append(evicted, v.id)
 				sh.remove(v)
@@ -449,16 +450,6 @@ func (s *Store) Create(ctx context.Context, in *store.Session, opts store.Create
 	}
 	sh.add(e, p.UserID)
 	return evicted, nil
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Get implements store.Store. It allocates only the returned session.
