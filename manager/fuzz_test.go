@@ -24,13 +24,6 @@ import (
 // Seeds (f.Add and testdata/fuzz) run as normal tests; fuzz with
 // go test ./manager -run '^$' -fuzz FuzzMiddlewareCredentials.
 
-// storeCalls is every call that reached st (countingStore is in
-// helpers_test.go).
-func storeCalls(st *countingStore) int64 {
-	return st.gets.Load() + st.creates.Load() + st.touches.Load() + st.updates.Load() +
-		st.deletes.Load() + st.lists.Load() + st.deleteUsers.Load() + st.counts.Load()
-}
-
 var fuzzSecret = []byte("fuzz-secret-0123456789abcdef-0123")
 
 func FuzzMiddlewareCredentials(f *testing.F) {
@@ -93,7 +86,7 @@ func FuzzMiddlewareCredentials(f *testing.F) {
 			r.Header.Set("Authorization", auth)
 		}
 		c := m.Credentials(r)
-		storeBefore, userBefore := storeCalls(st), userCalls.Load()
+		storeBefore, userBefore := st.calls(), userCalls.Load()
 
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
@@ -105,7 +98,7 @@ func FuzzMiddlewareCredentials(f *testing.F) {
 		_, sessErr := store.IDFromToken(c.SessionToken)
 		_, jwtErr := v.Verify(c.AccessToken)
 		if sessErr != nil && jwtErr != nil {
-			require.Equal(t, storeBefore, storeCalls(st), "rejected credentials reached the store")
+			require.Equal(t, storeBefore, st.calls(), "rejected credentials reached the store")
 			require.Equal(t, userBefore, userCalls.Load(), "an unverified access token reached the upstream")
 		}
 		// No credential is echoed back in a cookie.
