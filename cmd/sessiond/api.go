@@ -423,17 +423,6 @@ func sessionToken(r *http.Request, body string) string {
 	return r.Header.Get(client.HeaderSessionToken)
 }
 
-// checkToken rejects a malformed session token before any store call.
-func (a *api) checkToken(c *call, token string) error {
-	if token == "" {
-		return invalidRequest("a session token is required (body field \"token\" or header %s)", client.HeaderSessionToken)
-	}
-	if _, err := store.IDFromToken(token); err != nil {
-		return a.tokenFailed(c)
-	}
-	return nil
-}
-
 // POST /v1/sessions
 func (a *api) create(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req client.CreateRequest
@@ -551,6 +540,11 @@ func (a *api) signOut(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
+	// The manager answers a malformed token as it answers an unknown one
+	// (no session); only sign-out tells them apart, as documented.
+	if _, err := store.IDFromToken(token); err != nil {
+		return a.tokenFailed(c)
+	}
 	revoked := true
 	if err := a.mgr.RevokeToken(r.Context(), token); err != nil {
 		if !errors.Is(err, manager.ErrNoSession) {
@@ -563,7 +557,9 @@ func (a *api) signOut(w http.ResponseWriter, r *http.Request, c *call) error {
 }
 
 // tokenRequest reads {"token": ...} (or X-Session-Token) after the rate
-// limit check, and rejects a malformed token.
+// limit check. A malformed token is left to the manager, which refuses it
+// before any store call (ErrNoSession): checking it here too would hash
+// every token twice.
 func (a *api) tokenRequest(w http.ResponseWriter, r *http.Request, c *call) (string, error) {
 	if err := a.rateLimited(w, c); err != nil {
 		return "", err
@@ -573,16 +569,17 @@ func (a *api) tokenRequest(w http.ResponseWriter, r *http.Request, c *call) (str
 		return "", err
 	}
 	token := sessionToken(r, req.Token)
-	if err := a.checkToken(c, token); err != nil {
-		return "", err
+	if token == "" {
+		return "", invalidRequest("a session token is required (body field \"token\" or header %s)", client.HeaderSessionToken)
 	}
 	return token, nil
 }
 
-// tokenError maps a failed lookup of a token: no session is invalid_token
-// and counts against the caller.
+// tokenError maps a failed lookup of a token: no session (the manager turns
+// the store's ErrNotFound into ErrNoSession) is invalid_token and counts
+// against the caller.
 func (a *api) tokenError(c *call, err error) error {
-	if errors.Is(err, manager.ErrNoSession) || errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, manager.ErrNoSession) {
 		return a.tokenFailed(c)
 	}
 	return err
@@ -655,14 +652,11 @@ func (a *api) revokeOne(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	sid := r.PathValue("sessionId")
-	if !store.ValidID(sid) {
-		// No session can have a malformed ID; saying not_found keeps
-		// the answer the same as for any other missing session.
-		return errNotFound
-	}
-	if err := a.mgr.RevokeSession(r.Context(), uid, sid); err != nil {
-		if errors.Is(err, manager.ErrNoSession) || errors.Is(err, store.ErrNotFound) {
+	// A malformed ID, another user's ID and an unknown one are all
+	// ErrNoSession from the manager (the first two without a store call),
+	// so each gets the same not_found.
+	if err := a.mgr.RevokeSession(r.Context(), uid, r.PathValue("sessionId")); err != nil {
+		if errors.Is(err, manager.ErrNoSession) {
 			return errNotFound
 		}
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/manager"
 	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/store/memory"
 )
 
 func TestCreateLookupTouchSignOut(t *testing.T) {
@@ -724,4 +725,33 @@ func TestCallerHangsUp(t *testing.T) {
 	})
 	_, _, body := env.do(t, "GET", "/metrics", "", nil)
 	require.NotContains(t, string(body), `sessiond_store_errors_total{operation="lookupSession"}`)
+}
+
+// A malformed session token or session ID is refused before any store
+// call, on every endpoint that takes one, and each malformed token counts
+// against the caller's failed-check budget like an unknown one.
+func TestMalformedTokenReachesNoStore(t *testing.T) {
+	ms := memory.New(memory.Options{})
+	t.Cleanup(func() { ms.Close() })
+	st := &fuzzStore{Store: ms}
+	env := newTestEnv(t, envOptions{store: st, failRate: 0.01, failBurst: 3})
+	ctx := context.Background()
+	good, err := env.c.CreateSession(ctx, client.CreateRequest{UserID: "alice"})
+	require.NoError(t, err)
+	malformed := good.Token[:len(good.Token)-1] + "!"
+
+	before := st.calls.Load()
+	_, err = env.c.Lookup(ctx, malformed)
+	requireClientCode(t, err, http.StatusUnauthorized, client.CodeInvalidToken)
+	_, err = env.c.Touch(ctx, malformed)
+	requireClientCode(t, err, http.StatusUnauthorized, client.CodeInvalidToken)
+	_, err = env.c.SignOut(ctx, malformed)
+	requireClientCode(t, err, http.StatusUnauthorized, client.CodeInvalidToken)
+	requireClientCode(t, env.c.RevokeSession(ctx, "alice", "not-an-id"), http.StatusNotFound, client.CodeNotFound)
+	require.Equal(t, before, st.calls.Load(), "a malformed token or ID reached the store")
+
+	// Three failed checks used the burst: the caller is now refused, even
+	// with its valid token.
+	_, err = env.c.Lookup(ctx, good.Token)
+	requireClientCode(t, err, http.StatusTooManyRequests, client.CodeRateLimited)
 }
