@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -30,12 +29,9 @@ func NewCoordinator(client goredis.UniversalClient, opts Options) (*Coordinator,
 	if client == nil {
 		return nil, errors.New("redis: new coordinator: nil client")
 	}
-	prefix := opts.KeyPrefix
-	if prefix == "" {
-		prefix = DefaultKeyPrefix
-	}
-	if strings.ContainsAny(prefix, "{}") {
-		return nil, fmt.Errorf("redis: new coordinator: key prefix %q contains '{' or '}'", prefix)
+	prefix, err := keyPrefix(opts)
+	if err != nil {
+		return nil, fmt.Errorf("redis: new coordinator: %w", err)
 	}
 	return &Coordinator{client: client, base: prefix + "refresh:"}, nil
 }

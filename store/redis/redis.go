@@ -108,12 +108,9 @@ func New(client goredis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("redis: new store: nil client")
 	}
-	prefix := opts.KeyPrefix
-	if prefix == "" {
-		prefix = DefaultKeyPrefix
-	}
-	if strings.ContainsAny(prefix, "{}") {
-		return nil, fmt.Errorf("redis: new store: key prefix %q contains '{' or '}', which would break Redis Cluster hash tags", prefix)
+	prefix, err := keyPrefix(opts)
+	if err != nil {
+		return nil, fmt.Errorf("redis: new store: %w", err)
 	}
 	now := opts.Now
 	if now == nil {
@@ -133,6 +130,16 @@ func New(client goredis.UniversalClient, opts Options) (*Store, error) {
 		waitReplicas: wait.WaitReplicas,
 		waitTimeout:  wait.WaitTimeout,
 	}, nil
+}
+
+// keyPrefix returns opts.KeyPrefix or its default, checked: the Store and
+// the Coordinator share it.
+func keyPrefix(opts Options) (string, error) {
+	prefix := cmp.Or(opts.KeyPrefix, DefaultKeyPrefix)
+	if strings.ContainsAny(prefix, "{}") {
+		return "", fmt.Errorf("key prefix %q contains '{' or '}', which would break Redis Cluster hash tags", prefix)
+	}
+	return prefix, nil
 }
 
 // sessionKey returns the key of a valid session ID.
