@@ -217,6 +217,7 @@ func TestFaultRedisRestartWhileLoading(t *testing.T) {
 		}
 	}
 	require.True(t, loadingSeen, "Redis was never seen loading: the test proved nothing")
+	require.Positive(t, unavailable, "no resolve was answered while Redis loaded: the 503-not-401 claim went untested")
 	for i, s := range created {
 		_, err := c.Resolve(ctx, client.ResolveRequest{SessionToken: s.Token})
 		if i < 10 {
