@@ -10,13 +10,10 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiond/sessiond/client"
-	"github.com/sessiond/sessiond/internal/redistest"
 	"github.com/sessiond/sessiond/store"
-	"github.com/sessiond/sessiond/store/redis"
 )
 
 // BenchmarkResolveHTTP drives POST /v1/sessions/resolve of the real handler
@@ -27,14 +24,7 @@ import (
 //	go test -run '^$' -bench ResolveHTTP -benchtime 5s ./cmd/sessiond
 func BenchmarkResolveHTTP(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { benchResolve(b, nil) })
-	b.Run("redis", func(b *testing.B) {
-		srv := redistest.Standalone(b)
-		rc := goredis.NewClient(srv.Options())
-		b.Cleanup(func() { rc.Close() })
-		st, err := redis.New(rc, redis.Options{KeyPrefix: srv.Prefix(b)})
-		require.NoError(b, err)
-		benchResolve(b, st)
-	})
+	b.Run("redis", func(b *testing.B) { benchResolve(b, benchRedisStore(b, false)) })
 }
 
 func benchResolve(b *testing.B, st store.Store) {

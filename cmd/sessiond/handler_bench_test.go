@@ -30,31 +30,32 @@ import (
 //	go test -run '^$' -bench ResolveHandler -benchmem -cpu 1,2 ./cmd/sessiond
 func BenchmarkResolveHandler(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { benchResolveHandler(b, nil) })
-	b.Run("redis", func(b *testing.B) {
-		srv := redistest.Standalone(b)
-		opts := srv.Options()
-		opts.PoolSize = 64
-		rc := goredis.NewClient(opts)
-		b.Cleanup(func() { _ = rc.Close() })
-		st, err := redis.New(rc, redis.Options{KeyPrefix: redistest.Prefix(b)})
-		require.NoError(b, err)
-		benchResolveHandler(b, st)
-	})
-	b.Run("nearcache", func(b *testing.B) {
-		srv := redistest.Standalone(b)
-		opts := srv.Options()
-		opts.PoolSize = 64
-		rc := goredis.NewClient(opts)
-		b.Cleanup(func() { _ = rc.Close() })
-		prefix := redistest.Prefix(b)
-		st, err := redis.New(rc, redis.Options{KeyPrefix: prefix})
-		require.NoError(b, err)
-		nc, err := nearcache.New(st, rc, nearcache.Options{KeyPrefix: prefix})
-		require.NoError(b, err)
-		b.Cleanup(func() { _ = nc.Close() })
-		require.NoError(b, nc.WaitReady(context.Background()))
-		benchResolveHandler(b, nc)
-	})
+	b.Run("redis", func(b *testing.B) { benchResolveHandler(b, benchRedisStore(b, false)) })
+	b.Run("nearcache", func(b *testing.B) { benchResolveHandler(b, benchRedisStore(b, true)) })
+}
+
+// benchRedisStore returns a Redis store on REDIS_URL (bench/run.sh sets it)
+// or on a redis-server the benchmark starts, its pool sized for the P16
+// variants, under a key prefix that is removed afterwards (from REDIS_URL's
+// server too); with nearCache, the near cache in front of it, ready.
+func benchRedisStore(b *testing.B, nearCache bool) store.Store {
+	b.Helper()
+	srv := redistest.Standalone(b)
+	opts := srv.Options()
+	opts.PoolSize = 64
+	rc := goredis.NewClient(opts)
+	b.Cleanup(func() { _ = rc.Close() })
+	prefix := srv.Prefix(b)
+	st, err := redis.New(rc, redis.Options{KeyPrefix: prefix})
+	require.NoError(b, err)
+	if !nearCache {
+		return st
+	}
+	nc, err := nearcache.New(st, rc, nearcache.Options{KeyPrefix: prefix})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = nc.Close() })
+	require.NoError(b, nc.WaitReady(context.Background()))
+	return nc
 }
 
 // resetBody is a request body that each request owns: one allocation.
