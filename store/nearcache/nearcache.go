@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -350,40 +351,65 @@ func (c *Cache) shardOf(id string) *shard {
 	return &c.shards[(uint(id[n-2])*31+uint(id[n-3]))%shardCount]
 }
 
+// The user index and the shards change together, under usersMu and then
+// the shard's lock: c.users holds exactly the cached IDs, each under its
+// user. dropUser relies on the first half (an entry it cannot find would
+// outlive "sign out everywhere"); MaxEntries bounds the index through the
+// second.
+
+// unindex removes id from userID's index. The caller holds usersMu.
+func (c *Cache) unindex(userID, id string) {
+	ids := c.users[userID]
+	i := slices.Index(ids, id)
+	if i < 0 {
+		return
+	}
+	if len(ids) == 1 {
+		delete(c.users, userID)
+		return
+	}
+	c.users[userID] = slices.Delete(ids, i, i+1)
+}
+
 func (c *Cache) dropID(id string) {
 	c.gen.Add(1)
+	c.usersMu.Lock()
+	defer c.usersMu.Unlock()
 	sh := c.shardOf(id)
 	sh.mu.Lock()
+	e := sh.entries[id]
 	delete(sh.entries, id)
 	sh.mu.Unlock()
+	if e != nil {
+		c.unindex(e.sess.UserID, id)
+	}
 }
 
 func (c *Cache) dropUser(userID string) {
 	c.gen.Add(1)
 	c.usersMu.Lock()
-	ids := c.users[userID]
-	delete(c.users, userID)
-	c.usersMu.Unlock()
-	for _, id := range ids {
+	defer c.usersMu.Unlock()
+	for _, id := range c.users[userID] {
 		sh := c.shardOf(id)
 		sh.mu.Lock()
 		delete(sh.entries, id)
 		sh.mu.Unlock()
 	}
+	delete(c.users, userID)
 }
 
 func (c *Cache) dropAll() {
 	c.gen.Add(1)
 	c.drops.Add(1)
+	c.usersMu.Lock()
+	defer c.usersMu.Unlock()
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		clear(sh.entries)
 		sh.mu.Unlock()
 	}
-	c.usersMu.Lock()
 	clear(c.users)
-	c.usersMu.Unlock()
 }
 
 // Get implements store.Store: from memory when the entry is younger than
@@ -423,41 +449,33 @@ func (c *Cache) Get(ctx context.Context, id string) (*store.Session, error) {
 func (c *Cache) put(s *store.Session, now int64, gen uint64) {
 	e := &entry{sess: *s, fetched: now, expires: s.ExpiresAt.UnixNano()}
 	c.usersMu.Lock()
-	ids := c.users[s.UserID]
-	if len(ids) >= 16 {
-		// Forget IDs no longer cached, so the index stays bounded by
-		// what is cached.
-		kept := ids[:0]
-		for _, id := range ids {
-			sh := c.shardOf(id)
-			sh.mu.RLock()
-			_, ok := sh.entries[id]
-			sh.mu.RUnlock()
-			if ok && id != s.ID {
-				kept = append(kept, id)
-			}
-		}
-		clear(ids[len(kept):])
-		ids = kept
-	}
+	defer c.usersMu.Unlock()
 	sh := c.shardOf(s.ID)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	// Checked under the shard lock, which every drop takes after bumping
 	// gen: a drop either sees this entry or makes this check fail.
-	if c.gen.Load() == gen && c.live.Load() {
-		if len(sh.entries) >= c.perCap {
-			for k := range sh.entries {
-				delete(sh.entries, k)
-				break
-			}
-		}
-		sh.entries[s.ID] = e
-		c.users[s.UserID] = append(ids, s.ID)
-	} else {
-		c.users[s.UserID] = ids
+	if c.gen.Load() != gen || !c.live.Load() {
+		return
 	}
-	sh.mu.Unlock()
-	c.usersMu.Unlock()
+	if old := sh.entries[s.ID]; old != nil {
+		// A refresh of an entry past its TTL: indexed already.
+		sh.entries[s.ID] = e
+		if old.sess.UserID != s.UserID {
+			c.unindex(old.sess.UserID, s.ID)
+			c.users[s.UserID] = append(c.users[s.UserID], s.ID)
+		}
+		return
+	}
+	if len(sh.entries) >= c.perCap {
+		for k, v := range sh.entries {
+			delete(sh.entries, k)
+			c.unindex(v.sess.UserID, k)
+			break
+		}
+	}
+	sh.entries[s.ID] = e
+	c.users[s.UserID] = append(c.users[s.UserID], s.ID)
 }
 
 // publish tells every instance (this one included, already done locally)
