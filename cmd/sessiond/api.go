@@ -180,10 +180,11 @@ func (a *api) wrap(rt route) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
+			took := time.Since(start) // one reading: the metric and the log agree
 			code := strconv.Itoa(status)
 			method := metricMethod(r.Method)
 			a.met.requests.WithLabelValues(rt.path, method, code).Inc()
-			a.met.duration.WithLabelValues(rt.path, method).Observe(time.Since(start).Seconds())
+			a.met.duration.WithLabelValues(rt.path, method).Observe(took.Seconds())
 			level := slog.LevelInfo
 			if rt.name == "healthz" || rt.name == "readyz" || rt.name == "metrics" {
 				level = slog.LevelDebug // probes every few seconds would drown the log
@@ -193,7 +194,7 @@ func (a *api) wrap(rt route) http.Handler {
 			}
 			attrs := []slog.Attr{
 				slog.String("method", method), slog.String("route", rt.path),
-				slog.Int("status", status), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Int("status", status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 				slog.String("caller", c.caller), slog.String("request_id", reqID),
 			}
 			if c.errCode != "" {
