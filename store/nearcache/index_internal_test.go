@@ -2,10 +2,12 @@ package nearcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,6 +98,39 @@ func TestUserIndexBounded(t *testing.T) {
 	_, err = c.DeleteUser(ctx, "user-120")
 	require.NoError(t, err)
 	requireIndexed(t, c)
+
+	// Reads, revocations and sign-outs at once keep it in step too.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				id := ids[(w*53+i*7)%len(ids)]
+				var err error
+				switch i % 10 {
+				case 0:
+					err = c.Delete(ctx, id)
+				case 1:
+					_, err = c.DeleteUser(ctx, fmt.Sprint("user-", i%150))
+				default:
+					if _, err = c.Get(ctx, id); errors.Is(err, store.ErrNotFound) {
+						err = nil
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	requireIndexed(t, c)
+
 	for _, id := range ids {
 		require.NoError(t, c.Delete(ctx, id))
 	}
