@@ -106,8 +106,10 @@ func FuzzNewTokenRoundTrip(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, userID string) {
 		tok, err := store.NewToken(userID)
-		if store.ValidateUserID(userID) != nil {
-			return // NewToken may or may not refuse; the store will
+		if verr := store.ValidateUserID(userID); verr != nil {
+			require.Error(t, err, "NewToken(%q) minted a token for a user ID the store refuses (%v)", userID, verr)
+			require.Empty(t, tok)
+			return
 		}
 		require.NoError(t, err)
 		id, err := store.IDFromToken(tok)
