@@ -68,6 +68,17 @@ func BenchmarkGetServerSession(b *testing.B) {
 		serveGetServerSession(b, m, cookieRequest(b, m))
 	})
 
+	// As a browser sends it: a full User-Agent and the site's other
+	// cookies (analytics, preferences) beside the session cookie.
+	b.Run("cookie/memory/browser", func(b *testing.B) {
+		m := benchManager(b, newMemory(b, nil), manager.Config{})
+		req := cookieRequest(b, m)
+		req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
+		req.Header.Set("Cookie", "_ga=GA1.1.123456789.1700000000; _gid=GA1.1.987654321.1700000000; theme=dark; lang=en-US; consent=yes; "+
+			req.Header.Get("Cookie")+"; _fbp=fb.1.1700000000.123456; csrftoken=abcdefabcdefabcdefabcdef; prefs=compact; tz=UTC")
+		serveGetServerSession(b, m, req)
+	})
+
 	b.Run("cookie/redis", func(b *testing.B) {
 		client := redistest.Standalone(b).Client(b)
 		st, err := redisstore.New(client, redisstore.Options{KeyPrefix: redistest.Prefix(b)})

@@ -86,6 +86,19 @@ func FuzzMiddlewareCredentials(f *testing.F) {
 			r.Header.Set("Authorization", auth)
 		}
 		c := m.Credentials(r)
+		// The credentials are what the whole parsed Cookie header holds:
+		// for each name, the first non-empty value.
+		want := map[string]string{}
+		for _, ck := range r.Cookies() {
+			if want[ck.Name] == "" {
+				want[ck.Name] = ck.Value
+			}
+		}
+		require.Equal(t, want[m.CookieName()], c.SessionToken)
+		require.Equal(t, want[m.RefreshTokenCookieName()], c.RefreshToken)
+		if scheme, tok, ok := strings.Cut(auth, " "); !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+			require.Equal(t, want[m.AccessTokenCookieName()], c.AccessToken)
+		}
 		storeBefore, userBefore := st.calls(), userCalls.Load()
 
 		w := httptest.NewRecorder()

@@ -118,24 +118,10 @@ func (m *Manager) Credentials(r *http.Request) Credentials {
 // a session needs: a request resolved by its session cookie (the common
 // case) does not pay for parsing its User-Agent and address.
 func (m *Manager) tokens(r *http.Request) Credentials {
-	var c Credentials
-	for _, ck := range r.Cookies() {
-		var dst *string
-		switch ck.Name {
-		case m.sessionCookie:
-			dst = &c.SessionToken
-		case m.accessCookie:
-			dst = &c.AccessToken
-		case m.refreshCookie:
-			dst = &c.RefreshToken
-		default:
-			continue
-		}
-		// With duplicates (a planted cookie) the first wins, as in
-		// r.Cookie.
-		if *dst == "" {
-			*dst = ck.Value
-		}
+	c := Credentials{
+		SessionToken: cookieValue(r, m.sessionCookie),
+		AccessToken:  cookieValue(r, m.accessCookie),
+		RefreshToken: cookieValue(r, m.refreshCookie),
 	}
 	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		if tok = strings.TrimSpace(tok); tok != "" {
@@ -143,6 +129,29 @@ func (m *Manager) tokens(r *http.Request) Credentials {
 		}
 	}
 	return c
+}
+
+// cookieValue returns the first non-empty value of the cookie name in r
+// (the first wins over a planted duplicate, as in r.Cookie), or "".
+func cookieValue(r *http.Request, name string) string {
+	for _, ck := range namedCookies(r, name) {
+		if ck.Value != "" {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// namedCookies is r.CookiesNamed(name), without parsing the Cookie header
+// when name does not appear in it. Browsers send the site's every cookie;
+// r.Cookies would allocate one for each on every request.
+func namedCookies(r *http.Request, name string) []*http.Cookie {
+	for _, line := range r.Header["Cookie"] {
+		if strings.Contains(line, name) {
+			return r.CookiesNamed(name)
+		}
+	}
+	return nil
 }
 
 // DeviceFromRequest describes the client of r within the store's limits:
@@ -255,29 +264,24 @@ func (m *Manager) resolveRequest(w http.ResponseWriter, r *http.Request) *reques
 // is kept when an Authorization header was used instead of it, and token
 // cookies are left alone when the JWT steps are off.
 func (m *Manager) deadCookies(r *http.Request, c Credentials) []*http.Cookie {
+	out := m.clearIfSent(nil, r, m.sessionCookie, c.SessionToken)
 	// Token cookies are only the manager's to clear when it uses them.
-	tokens := m.cfg.JWT != nil && m.cfg.Upstream != nil
-	var out []*http.Cookie
-	for _, ck := range r.Cookies() {
-		switch {
-		case ck.Name == m.sessionCookie && ck.Value == c.SessionToken,
-			tokens && ck.Name == m.accessCookie && ck.Value == c.AccessToken,
-			tokens && ck.Name == m.refreshCookie && ck.Value == c.RefreshToken:
-			if cookieNamed(out, ck.Name) == nil {
-				out = append(out, m.clearCookie(ck.Name))
-			}
-		}
+	if m.cfg.JWT != nil && m.cfg.Upstream != nil {
+		out = m.clearIfSent(out, r, m.accessCookie, c.AccessToken)
+		out = m.clearIfSent(out, r, m.refreshCookie, c.RefreshToken)
 	}
 	return out
 }
 
-func cookieNamed(cs []*http.Cookie, name string) *http.Cookie {
-	for _, c := range cs {
-		if c.Name == name {
-			return c
+// clearIfSent appends the clearing of cookie name to out when r sent it
+// with value.
+func (m *Manager) clearIfSent(out []*http.Cookie, r *http.Request, name, value string) []*http.Cookie {
+	for _, ck := range namedCookies(r, name) {
+		if ck.Value == value {
+			return append(out, m.clearCookie(name))
 		}
 	}
-	return nil
+	return out
 }
 
 // GetServerSession returns the request's session. Behind Middleware it

@@ -460,6 +460,51 @@ func TestHTTPConcurrentRefresh(t *testing.T) {
 	require.Equal(t, 1, e.count(t, "42"))
 }
 
+// TestCredentials: the credential cookies are found among the site's
+// other cookies, the first non-empty of duplicates wins (a planted cookie
+// after the real one changes nothing), a name that only appears inside
+// another cookie's name or value is not a match, and a bearer token takes
+// the place of the access-token cookie.
+func TestCredentials(t *testing.T) {
+	m, err := manager.New(newMemory(t, nil), manager.Config{Development: true})
+	require.NoError(t, err)
+	dev := func(r *http.Request) *http.Request {
+		r.Header.Set("User-Agent", "ua/1")
+		r.RemoteAddr = "192.0.2.1:1234"
+		return r
+	}
+	cases := []struct {
+		name    string
+		cookies []string // Cookie header lines
+		auth    string
+		want    manager.Credentials
+	}{
+		{"none", nil, "", manager.Credentials{}},
+		{"among other cookies", []string{"_ga=1; session-token=s1; theme=dark; access-token=a1; refresh-token=r1; tz=UTC"}, "",
+			manager.Credentials{SessionToken: "s1", AccessToken: "a1", RefreshToken: "r1"}},
+		{"duplicates: first wins", []string{"session-token=s1; session-token=planted"}, "", manager.Credentials{SessionToken: "s1"}},
+		{"duplicates: an empty one is skipped", []string{"session-token=; session-token=s2"}, "", manager.Credentials{SessionToken: "s2"}},
+		{"second header line", []string{"theme=dark", "refresh-token=r2"}, "", manager.Credentials{RefreshToken: "r2"}},
+		{"name inside another name or a value", []string{"my-session-token=x; note=session-token; access-token-old=y"}, "", manager.Credentials{}},
+		{"quoted value", []string{`session-token="s3"`}, "", manager.Credentials{SessionToken: "s3"}},
+		{"bearer over the access cookie", []string{"access-token=a1"}, "Bearer b1", manager.Credentials{AccessToken: "b1"}},
+		{"not a bearer", []string{"access-token=a1"}, "Basic dXNlcjpwYXNz", manager.Credentials{AccessToken: "a1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dev(httptest.NewRequest("GET", "/", nil))
+			for _, line := range tc.cookies {
+				r.Header.Add("Cookie", line)
+			}
+			if tc.auth != "" {
+				r.Header.Set("Authorization", tc.auth)
+			}
+			tc.want.Device = store.Device{UserAgent: "ua/1", IP: "192.0.2.1"}
+			require.Equal(t, tc.want, m.Credentials(r), "Credentials(%q, %q)", tc.cookies, tc.auth)
+		})
+	}
+}
+
 // TestGetServerSessionWithoutMiddleware: a plain store lookup per call.
 func TestGetServerSessionWithoutMiddleware(t *testing.T) {
 	e := newEnv(t, newMemory, envOptions{})
