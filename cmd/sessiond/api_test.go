@@ -571,6 +571,22 @@ func TestReadyzShuttingDown(t *testing.T) {
 	require.NoError(t, env.c.Healthz(context.Background()), "alive while draining")
 }
 
+// A store whose ping hangs makes /readyz fail within its bound (2 s, or
+// --request-timeout if shorter) instead of hanging the probe.
+func TestReadyzHungStore(t *testing.T) {
+	env := newTestEnv(t, envOptions{ping: func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}})
+	env.api.requestTimeout = 100 * time.Millisecond // set before any request: no race
+	start := time.Now()
+	err := env.c.Readyz(context.Background())
+	took := time.Since(start)
+	requireClientCode(t, err, http.StatusServiceUnavailable, client.CodeStoreUnavailable)
+	require.GreaterOrEqual(t, took, 100*time.Millisecond, "answered before the ping's deadline")
+	require.Less(t, took, readyTimeout, "the probe waited past --request-timeout")
+}
+
 func TestMetrics(t *testing.T) {
 	env := newTestEnv(t, envOptions{})
 	ctx := context.Background()
