@@ -434,10 +434,11 @@ func (m *Manager) SignOut(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	for _, c := range m.ClearCookies() {
+	clearing := m.ClearCookies()
+	for _, c := range clearing {
 		dropSetCookie(w, c.Name) // e.g. an extension written by Middleware
 	}
-	writeCookies(w, m.ClearCookies())
+	writeCookies(w, clearing)
 	if st != nil && st.m == m {
 		st.set(nil, noSession("sign out", "signed out"))
 	}
