@@ -139,7 +139,7 @@ func TestFaultClusterShardDown(t *testing.T) {
 	// failed.
 	time.Sleep(time.Until(killed.Add(6 * time.Second)))
 	f2, v2, s2 := check("after the node is declared failed")
-	t.Logf("REPORT cluster: full API for %d users, no CROSSSLOT; one master of 3 killed (no replica): %d of %d users on it fail with 503, the other %d: %d failures right after the kill, %d after node timeout; victim users served %d/%d; slowest answer %v / %v (deadline %v)",
+	t.Logf("REPORT cluster: full API for %d users, no CROSSSLOT; one master of 3 killed (no replica): %d of %d users on it fail with 503, the other %d: %d failures right after the kill, %d after node timeout; victim-shard users served: %d right after the kill, %d after node timeout; slowest answer %v / %v (deadline %v)",
 		users, onVictim, len(sessions), len(sessions)-onVictim, f1, f2, v1, v2,
 		s1.Round(time.Millisecond), s2.Round(time.Millisecond), deadline)
 	require.Zero(t, f1, "users on live shards failed right after the kill")
