@@ -130,4 +130,9 @@ var (
 	// failure; the session may well exist. Callers must not treat it as
 	// "signed out".
 	ErrUnavailable = errors.New("session store unavailable")
+	// ErrFull: the backend refused a write because it has no room (Redis
+	// at maxmemory with the noeviction policy). An error wrapping it also
+	// wraps ErrUnavailable: reads and deletes still work, and an operator,
+	// not a retry, makes room.
+	ErrFull = errors.New("session store full")
 )

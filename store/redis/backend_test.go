@@ -557,3 +557,34 @@ func failFast(t *testing.T, srv *redistest.Server) *goredis.Client {
 	t.Cleanup(func() { _ = client.Close() })
 	return client
 }
+
+// A Redis at maxmemory with noeviction refuses writes: Create fails with
+// ErrFull (and ErrUnavailable) and stores nothing, while Get and Delete of
+// an existing session still work.
+func TestFullServer(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
+	client := failFast(t, srv)
+	s, err := redis.New(client, redis.Options{})
+	require.NoError(t, err)
+	kept := waitSession(t, s, "full-user")
+
+	require.NoError(t, client.ConfigSet(ctx, "maxmemory", "1").Err())
+	token, err := store.NewToken("full-user")
+	require.NoError(t, err)
+	id, err := store.IDFromToken(token)
+	require.NoError(t, err)
+	refused := &store.Session{ID: id, UserID: "full-user", ExpiresAt: time.Now().Add(time.Hour)}
+	_, err = s.Create(ctx, refused, store.CreateOptions{})
+	require.ErrorIs(t, err, store.ErrFull)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	_, err = s.Get(ctx, refused.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "a refused Create stores nothing")
+
+	got, err := s.Get(ctx, kept.ID)
+	require.NoError(t, err, "reads work while full")
+	require.Equal(t, kept.ID, got.ID)
+	require.NoError(t, s.Delete(ctx, kept.ID), "deletes work while full")
+	_, err = s.Get(ctx, kept.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

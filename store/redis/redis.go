@@ -163,6 +163,9 @@ func (s *Store) userBaseOf(id string) string {
 // cancelled or expired ctx also satisfies errors.Is(err, context.Canceled)
 // (or DeadlineExceeded).
 func fail(op string, err error) error {
+	if goredis.IsOOMError(err) {
+		return fmt.Errorf("redis: %s: %w: %w: %w", op, store.ErrUnavailable, store.ErrFull, err)
+	}
 	return fmt.Errorf("redis: %s: %w: %w", op, store.ErrUnavailable, err)
 }
 
