@@ -363,7 +363,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // misspelt field ("userID") fails loudly instead of being ignored. An empty
 // body is allowed only when optional.
 func decode(r *http.Request, v any, optional bool) error {
-	dec := json.NewDecoder(r.Body)
+	return decodeFrom(r.Body, v, optional)
+}
+
+// decodeFrom is decode on any reader of a request body.
+func decodeFrom(body io.Reader, v any, optional bool) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -453,7 +458,7 @@ func (a *api) resolve(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	var req client.ResolveRequest
-	if err := decode(r, &req, true); err != nil {
+	if err := decodeResolve(r, &req); err != nil {
 		outcome("none", "invalid_request")
 		return err
 	}

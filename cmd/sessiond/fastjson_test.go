@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,4 +74,77 @@ func TestResolutionJSONMatchesEncodingJSON(t *testing.T) {
 			require.Equal(t, wrec.Header(), rec.Header())
 		})
 	}
+}
+
+// FuzzResolveBody: the hand parser of resolve requests accepts only what
+// encoding/json accepts, with the same result; and compactPlain says
+// "unchanged" only of valid JSON that Compact leaves as it is and that
+// needs no HTML escaping.
+func FuzzResolveBody(f *testing.F) {
+	for _, s := range []string{
+		`{"sessionToken":"abc"}`, ` { "accessToken" : "a.b.c" , "refreshToken":"r" } `,
+		`{}`, ``, `null`, `{"sessionToken":"a","sessionToken":"b"}`, `{"SessionToken":"x"}`,
+		`{"sessionToken":"a\"b"}`, `{"sessionToken":"a",}`, `{"sessionToken":"a"} {}`,
+		`{"sessionToken":1}`, `{"device":{"ip":"::1"}}`, `{"sessionToken":"é"}`, `[`,
+		`{"name":"Alice Example","roles":["a","b"],"n":1e3}`, `{ "a" : "x y" }`, `"<b>"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow client.ResolveRequest
+		ok := parseResolve(b, &fast)
+		err := decodeFrom(bytes.NewReader(b), &slow, true)
+		if ok {
+			require.NoError(t, err, "parseResolve accepted %q, encoding/json refused it", b)
+			require.Equal(t, slow, fast, "parseResolve read %q differently", b)
+		}
+		if json.Valid(b) && compactPlain(b) {
+			var c bytes.Buffer
+			require.NoError(t, json.Compact(&c, b))
+			require.Equal(t, string(b), c.String(), "compactPlain passed %q, which Compact changes", b)
+			require.True(t, plainJSON(b), "compactPlain passed %q, which needs escaping", b)
+		}
+	})
+}
+
+func TestDecodeResolve(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       client.ResolveRequest
+		wantErr    string
+	}{
+		{"session token", `{"sessionToken":"abc"}`, client.ResolveRequest{SessionToken: "abc"}, ""},
+		{"spaces and two tokens", " {\n\"accessToken\" : \"a.b.c\",\t\"refreshToken\":\"r\" }\n", client.ResolveRequest{AccessToken: "a.b.c", RefreshToken: "r"}, ""},
+		{"empty body", ``, client.ResolveRequest{}, ""},
+		{"escaped token (encoding/json's path)", `{"sessionToken":"a\u0062c"}`, client.ResolveRequest{SessionToken: "abc"}, ""},
+		{"device (encoding/json's path)", `{"sessionToken":"t","device":{"ip":"::1"}}`, client.ResolveRequest{SessionToken: "t", Device: store.Device{IP: "::1"}}, ""},
+		{"unknown member", `{"sessionToken":"t","x":1}`, client.ResolveRequest{}, `unknown field "x"`},
+		{"trailing comma", `{"sessionToken":"t",}`, client.ResolveRequest{}, "invalid character '}'"},
+		{"data after the object", `{"sessionToken":"t"} {}`, client.ResolveRequest{}, "unexpected data after the JSON object"},
+		{"not a string", `{"sessionToken":1}`, client.ResolveRequest{}, "cannot unmarshal number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/v1/sessions/resolve", strings.NewReader(tc.body))
+			var got client.ResolveRequest
+			err := decodeResolve(r, &got)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			var direct client.ResolveRequest
+			require.Equal(t, !strings.Contains(tc.name, "encoding/json's path"), parseResolve([]byte(tc.body), &direct) || tc.body == "",
+				"which parser took %q", tc.body)
+		})
+	}
+	t.Run("over the body limit", func(t *testing.T) {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("POST", "/v1/sessions/resolve", strings.NewReader(`{"sessionToken":"`+strings.Repeat("a", 100)+`"}`))
+		r.Body = http.MaxBytesReader(w, r.Body, 64)
+		var got client.ResolveRequest
+		var mbe *http.MaxBytesError
+		require.ErrorAs(t, decodeResolve(r, &got), &mbe)
+		require.Equal(t, client.ResolveRequest{}, got)
+	})
 }
