@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sessiond/sessiond/client"
 )
@@ -20,28 +21,46 @@ const minAPIKeyLen = 16
 // configured. With neither configured every caller is allowed (the memory
 // store in development, or --insecure-no-auth).
 type authenticator struct {
-	// keys are SHA-256 digests of the API keys. Comparing digests of equal
-	// length in constant time tells an attacker nothing about a key's
-	// length or its prefix.
-	keys [][sha256.Size]byte
-	ids  []string // per key: a fingerprint safe to log and to use as a caller identity
+	// keys is the current set of API keys; --api-key-file reloads swap it
+	// whole (see watchAPIKeys), so a request sees one set or the other.
+	keys atomic.Pointer[keySet]
 	// requireCert: the TLS handshake already demanded a certificate from
 	// --client-ca; the check here guards against a listener without it.
 	requireCert bool
 }
 
+// keySet is one generation of API keys.
+type keySet struct {
+	// sums are SHA-256 digests of the keys. Comparing digests of equal
+	// length in constant time tells an attacker nothing about a key's
+	// length or its prefix.
+	sums [][sha256.Size]byte
+	ids  []string // per key: a fingerprint safe to log and to use as a caller identity
+}
+
 func newAuthenticator(keys []string, requireCert bool) *authenticator {
 	a := &authenticator{requireCert: requireCert}
-	for _, k := range keys {
-		sum := sha256.Sum256([]byte(k))
-		a.keys = append(a.keys, sum)
-		a.ids = append(a.ids, "key:"+hex.EncodeToString(sum[:4]))
-	}
+	a.setKeys(keys)
 	return a
 }
 
+// setKeys replaces the API keys; requests already past authenticate keep
+// the identity they got.
+func (a *authenticator) setKeys(keys []string) {
+	ks := &keySet{}
+	for _, k := range keys {
+		sum := sha256.Sum256([]byte(k))
+		ks.sums = append(ks.sums, sum)
+		ks.ids = append(ks.ids, keyID(sum))
+	}
+	a.keys.Store(ks)
+}
+
+// keyID is the fingerprint of a key's digest: the first 4 bytes, in hex.
+func keyID(sum [sha256.Size]byte) string { return "key:" + hex.EncodeToString(sum[:4]) }
+
 // enabled reports whether any caller authentication is configured.
-func (a *authenticator) enabled() bool { return len(a.keys) > 0 || a.requireCert }
+func (a *authenticator) enabled() bool { return len(a.keys.Load().sums) > 0 || a.requireCert }
 
 // authenticate returns the caller's identity (for logs and rate limits),
 // or ok=false and the reason it was refused (a metric label).
@@ -53,7 +72,8 @@ func (a *authenticator) authenticate(r *http.Request) (caller string, reason str
 		}
 		caller = "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName
 	}
-	if len(a.keys) == 0 {
+	ks := a.keys.Load()
+	if len(ks.sums) == 0 {
 		return caller, "", true
 	}
 	presented, found := presentedKey(r)
@@ -64,15 +84,15 @@ func (a *authenticator) authenticate(r *http.Request) (caller string, reason str
 	match := -1
 	// No early exit: every key is compared, so timing does not say which
 	// key (or whether an early one) matched.
-	for i := range a.keys {
-		if subtle.ConstantTimeCompare(sum[:], a.keys[i][:]) == 1 {
+	for i := range ks.sums {
+		if subtle.ConstantTimeCompare(sum[:], ks.sums[i][:]) == 1 {
 			match = i
 		}
 	}
 	if match < 0 {
 		return caller, "wrong_key", false
 	}
-	return a.ids[match], "", true
+	return ks.ids[match], "", true
 }
 
 // presentedKey returns the API key of "Authorization: Bearer <key>" or

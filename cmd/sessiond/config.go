@@ -80,12 +80,13 @@ type config struct {
 	JWTLeeway          time.Duration
 	JWTUserIDClaim     string
 
-	APIKeys        []string
-	APIKeyFile     string
-	TLSCert        string
-	TLSKey         string
-	ClientCA       string
-	InsecureNoAuth bool
+	APIKeys          []string
+	APIKeyFileReload time.Duration
+	APIKeyFile       string
+	TLSCert          string
+	TLSKey           string
+	ClientCA         string
+	InsecureNoAuth   bool
 
 	MaxBodyBytes      int64
 	RequestTimeout    time.Duration
@@ -178,7 +179,7 @@ func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	str(&cfg.RedisSentinelPass, "redis-sentinel-password", "", "password of the Sentinels themselves (requirepass on the Sentinels), if any")
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "", "prefix of every Redis key, to share a Redis between deployments (default: the store's own)")
 	str(&cfg.RedisEvictionCheck, "redis-eviction-check", "refuse", "when Redis's maxmemory-policy is allkeys-* (it could evict a user's index, so sign-out-everywhere would miss sessions): refuse to start, or warn")
-	fs.IntVar(&cfg.RedisWaitReplicas, "redis-wait-replicas", 0, "after each revocation (sign-out, revoke), wait until this many replicas have it (Redis WAIT), so a sign-out survives a failover; fewer within --redis-wait-timeout answer 503 (retrying is safe); 0: no wait; not with --redis-cluster-addrs")
+	fs.IntVar(&cfg.RedisWaitReplicas, "redis-wait-replicas", 0, "after each revocation (sign-out, revoke), wait until this many replicas have it (Redis WAIT), so a sign-out survives a failover; fewer within --redis-wait-timeout answer 503 (retrying is safe); 0: no wait; on a cluster, the replicas of the user's master count, so at most the fewest replicas any master has")
 	dur(&cfg.RedisWaitTimeout, "redis-wait-timeout", 200*time.Millisecond, "longest wait for --redis-wait-replicas")
 	dur(&cfg.RedisNearCacheTTL, "redis-near-cache-ttl", 0, "serve hot sessions from this process's memory for at most this long (e.g. 5s), invalidated across instances through Redis pub/sub; also the longest a revoked session may still resolve if an invalidation is lost; 0: off")
 	str(&cfg.PostgresURL, "postgres-url", "", "PostgreSQL connection URL, postgres://user:password@host:5432/db")
@@ -214,7 +215,8 @@ func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	str(&cfg.JWTUserIDClaim, "jwt-user-id-claim", "sub", "claim holding the user ID")
 	section("Upstream API and JWT access tokens (steps 2 and 3 of resolve)")
 	list(&cfg.APIKeys, "api-keys", "comma-separated API keys callers must send (Authorization: Bearer <key> or X-API-Key); several at once for rotation; at least 16 characters each; prefer the environment variable or --api-key-file")
-	str(&cfg.APIKeyFile, "api-key-file", "", "file of API keys, one per line (# comments and blank lines ignored); added to --api-keys")
+	str(&cfg.APIKeyFile, "api-key-file", "", "file of API keys, one per line (# comments and blank lines ignored); added to --api-keys; re-read on SIGHUP and every --api-key-file-reload, a bad file keeping the current keys")
+	dur(&cfg.APIKeyFileReload, "api-key-file-reload", 30*time.Second, "how often --api-key-file is re-read for changed keys (a mounted Kubernetes Secret changes in place); 0: only on SIGHUP")
 	str(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key)")
 	str(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	str(&cfg.ClientCA, "client-ca", "", "PEM CA bundle: require and verify client certificates (mTLS); needs --tls-cert")
@@ -365,9 +367,6 @@ func (c *config) validate() error {
 		if c.RedisWaitReplicas < 0 || c.RedisWaitTimeout <= 0 {
 			bad("--redis-wait-replicas must not be negative and --redis-wait-timeout must be positive")
 		}
-		if c.RedisWaitReplicas > 0 && len(c.RedisClusterAddrs) > 0 {
-			bad("--redis-wait-replicas is not supported with --redis-cluster-addrs (WAIT counts one node's replicas)")
-		}
 	case "postgres":
 		if c.PostgresURL == "" {
 			bad("--store postgres needs --postgres-url")
@@ -440,6 +439,9 @@ func (c *config) validate() error {
 	}
 	if c.ShutdownDelay < 0 {
 		bad("--shutdown-delay must not be negative")
+	}
+	if c.APIKeyFileReload < 0 {
+		bad("--api-key-file-reload must not be negative")
 	}
 	if c.FailedTokenRate < 0 || c.FailedTokenBurst < 0 {
 		bad("--failed-token-rate and --failed-token-burst must not be negative")

@@ -108,6 +108,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if a.ping == nil {
 		a.ping = storePinger(be.store)
 	}
+	// SIGHUP re-reads --api-key-file. It is caught even without one, so
+	// that a stray HUP (a closed terminal, a habit from other daemons) does
+	// not kill a serving process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	defer func() { stopWatch(); <-watched }()
+	go func() {
+		defer close(watched)
+		if cfg.APIKeyFile == "" {
+			for {
+				select {
+				case <-watchCtx.Done():
+					return
+				case <-hup:
+					log.Info("SIGHUP: no --api-key-file to reload")
+				}
+			}
+		}
+		var tick <-chan time.Time
+		if cfg.APIKeyFileReload > 0 {
+			t := time.NewTicker(cfg.APIKeyFileReload)
+			defer t.Stop()
+			tick = t.C
+		}
+		watchAPIKeys(watchCtx, cfg, a.auth, log, met, hup, tick)
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -24,6 +24,7 @@ type metrics struct {
 	resolves     *prometheus.CounterVec // source, outcome
 	authFailures *prometheus.CounterVec // reason
 	rateLimited  prometheus.Counter
+	keyReloads   *prometheus.CounterVec // result
 	events       *prometheus.CounterVec // event, detail
 	handler      http.Handler           // serves the registry in the text format
 }
@@ -67,13 +68,17 @@ func newMetrics() *metrics {
 			Name: "sessiond_rate_limited_total",
 			Help: "Requests refused because their caller made too many failed token checks.",
 		}),
+		keyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_api_key_reloads_total",
+			Help: "Reloads of --api-key-file that changed the keys (result=changed) or failed and kept the current keys (result=error).",
+		}, []string{"result"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sessiond_session_events_total",
 			Help: "Session events from the manager. event: created (detail: signin, jwt or refresh), revoked (detail: revoked, evicted, idle, replaced), signout, refreshed, invalidated (counts users signed out everywhere).",
 		}, []string{"event", "detail"}),
 	}
 	reg.MustRegister(m.events, m.requests, m.duration, m.inflight, m.storeErrors, m.upstreamErrs,
-		m.resolves, m.authFailures, m.rateLimited,
+		m.resolves, m.authFailures, m.rateLimited, m.keyReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	return m
