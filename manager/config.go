@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,6 +91,38 @@ type Config struct {
 	JWT *jwtverify.Verifier
 	// Upstream fetches users and refreshes tokens; see JWT.
 	Upstream *upstream.Client
+
+	// TrustedProxies are the networks of the reverse proxies and load
+	// balancers in front of the app, whose X-Forwarded-For the Manager
+	// believes when it records a new session's Device.IP (which
+	// GetUserSessions shows). Empty, the default, trusts nobody: the IP is
+	// the request's direct peer (RemoteAddr), which behind a proxy is the
+	// proxy's own. List only your proxies (say
+	// netip.MustParsePrefix("10.0.0.0/16")): a client inside a trusted
+	// network can claim any IP.
+	//
+	// When the direct peer is trusted, the X-Forwarded-For entries (every
+	// header line, in order) are read from the right: trusted addresses
+	// are skipped and the first untrusted one is the client. Entries left
+	// of it are whatever the client sent and are never believed. When
+	// every entry is trusted (a request from inside your network) the
+	// leftmost is the client. An entry that is not an IP address (with or
+	// without a port: "203.0.113.7", "203.0.113.7:5678", "2001:db8::1",
+	// "[2001:db8::1]:443") stops the walk, and the address right of it,
+	// the last one a trusted hop vouched for, is used; empty list elements
+	// are skipped. IPv4-mapped IPv6 addresses count as IPv4.
+	//
+	// Only X-Forwarded-For is read, not the RFC 7239 Forwarded header: a
+	// header your proxies do not write is the client's to forge, so the
+	// Manager reads the one that nginx ($proxy_add_x_forwarded_for), Envoy
+	// and the cloud load balancers all append to. Your proxies must append
+	// to it or overwrite it, never pass a client's through untouched.
+	//
+	// Every prefix must be valid (netip.Prefix.IsValid); an IPv4-mapped
+	// prefix (::ffff:10.0.0.0/104) is taken in its IPv4 form. The device is
+	// only worked out when a session is created, so this costs a request
+	// resolved by its session cookie nothing.
+	TrustedProxies []netip.Prefix
 
 	// Logger receives the manager's logs; they carry session IDs and user
 	// IDs, never a token. Routine events (sign-in, sign-out, a session
@@ -191,6 +225,23 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	default:
 		bad("Cookie.SameSite: unknown mode %d", cfg.Cookie.SameSite)
+	}
+
+	// A copy: the caller's slice could change under concurrent requests.
+	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
+	for i, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			bad("TrustedProxies[%d]: not a valid network prefix (use netip.ParsePrefix, such as \"10.0.0.0/8\")", i)
+			continue
+		}
+		// Addresses are unmapped before they are matched, so a mapped
+		// prefix would never match; it means its IPv4 network. A zone
+		// means nothing to a prefix.
+		a, bits := p.Addr().WithZone(""), p.Bits()
+		if a.Is4In6() && bits >= 96 {
+			a, bits = a.Unmap(), bits-96
+		}
+		cfg.TrustedProxies[i] = netip.PrefixFrom(a, bits).Masked()
 	}
 
 	if cfg.Logger == nil {

@@ -105,12 +105,11 @@ func writeCookies(w http.ResponseWriter, cookies []*http.Cookie) {
 
 // Credentials returns the credentials r presents: the session cookie, an
 // access token (Authorization: Bearer, else the access-token cookie), the
-// refresh-token cookie, and the device (User-Agent and the IP of
-// r.RemoteAddr; put a proxy-aware middleware in front if you sit behind
-// one).
+// refresh-token cookie, and the device, as m.DeviceFromRequest finds it
+// (behind Config.TrustedProxies, the client's IP rather than the proxy's).
 func (m *Manager) Credentials(r *http.Request) Credentials {
 	c := m.tokens(r)
-	c.Device = DeviceFromRequest(r)
+	c.Device = m.DeviceFromRequest(r)
 	return c
 }
 
@@ -155,27 +154,134 @@ func namedCookies(r *http.Request, name string) []*http.Cookie {
 }
 
 // DeviceFromRequest describes the client of r within the store's limits:
-// its User-Agent (cut to store.MaxUserAgentLen) and the IP of RemoteAddr.
+// its User-Agent (cut to store.MaxUserAgentLen) and the IP of RemoteAddr,
+// the direct peer, which behind a proxy is the proxy. The Manager's
+// DeviceFromRequest method also believes Config.TrustedProxies.
 func DeviceFromRequest(r *http.Request) store.Device {
-	var d store.Device
+	d := store.Device{UserAgent: userAgent(r)}
+	if ip, ok := peerAddr(r); ok {
+		d.IP = ip.String()
+	}
+	return d
+}
+
+// DeviceFromRequest describes the client of r as the Manager records it
+// on a new session: its User-Agent (cut to store.MaxUserAgentLen) and its
+// IP, which is RemoteAddr's unless RemoteAddr is one of
+// Config.TrustedProxies, in which case X-Forwarded-For says whose it is
+// (see TrustedProxies). Use it to fill the device for CreateSession.
+func (m *Manager) DeviceFromRequest(r *http.Request) store.Device {
+	d := store.Device{UserAgent: userAgent(r)}
+	if ip, ok := m.clientAddr(r); ok {
+		d.IP = ip.String()
+	}
+	return d
+}
+
+// userAgent is r's User-Agent without control characters or invalid
+// UTF-8, cut to what the store accepts.
+func userAgent(r *http.Request) string {
 	ua := r.UserAgent()
 	if len(ua) > store.MaxUserAgentLen {
 		ua = ua[:store.MaxUserAgentLen]
 	}
-	d.UserAgent = strings.Map(func(c rune) rune {
+	return strings.Map(func(c rune) rune {
 		if c < 0x20 || c == 0x7f || c == utf8.RuneError {
 			return -1
 		}
 		return c
 	}, strings.ToValidUTF8(ua, ""))
+}
+
+// peerAddr is the IP of r.RemoteAddr, IPv4-mapped addresses unmapped; not
+// ok when RemoteAddr holds no IP (a Unix socket listener).
+func peerAddr(r *http.Request) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		d.IP = ip.Unmap().String()
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
 	}
-	return d
+	return ip.Unmap(), true
+}
+
+// clientAddr is the client's IP: the peer's, or, when the peer is a
+// trusted proxy, the first untrusted X-Forwarded-For entry from the right
+// (the rules are in Config.TrustedProxies). It allocates nothing for a
+// well-formed header.
+func (m *Manager) clientAddr(r *http.Request) (netip.Addr, bool) {
+	ip, ok := peerAddr(r)
+	if !ok || !m.trustedProxy(ip) {
+		return ip, ok
+	}
+	// The header lines in order make one list; its right end is the
+	// newest hop, the only end a trusted proxy wrote.
+	lines := r.Header["X-Forwarded-For"]
+	for i := len(lines) - 1; i >= 0; i-- {
+		rest := lines[i]
+		for rest != "" {
+			entry := rest
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				entry, rest = rest[j+1:], rest[:j]
+			} else {
+				rest = ""
+			}
+			entry = strings.Trim(entry, " \t")
+			if entry == "" {
+				continue // an empty list element (RFC 9110, 5.6.1)
+			}
+			hop, ok := parseForwardedFor(entry)
+			if !ok {
+				// Not an address: the hop that wrote it is not to be
+				// believed; keep what the last trusted hop saw.
+				return ip, true
+			}
+			ip = hop
+			if !m.trustedProxy(hop) {
+				return hop, true
+			}
+		}
+	}
+	return ip, true // every hop trusted: the leftmost is the client
+}
+
+// trustedProxy reports whether ip is in Config.TrustedProxies.
+func (m *Manager) trustedProxy(ip netip.Addr) bool {
+	ip = ip.WithZone("") // a prefix never contains a zoned address
+	for _, p := range m.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseForwardedFor parses one X-Forwarded-For entry: an IPv4 or IPv6
+// address, with or without a port ("192.0.2.1:5678", "[2001:db8::1]:443",
+// "[2001:db8::1]"), IPv4-mapped addresses unmapped. Anything else,
+// including "unknown", obfuscated identifiers and zoned addresses
+// (meaningless off their own host), is not ok.
+func parseForwardedFor(s string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+			if ip, err = netip.ParseAddr(s[1 : len(s)-1]); err != nil || !ip.Is6() {
+				return netip.Addr{}, false
+			}
+		} else {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				return netip.Addr{}, false
+			}
+			ip = ap.Addr()
+		}
+	}
+	if ip.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
 }
 
 // requestState is the per-request cache: the outcome of resolving the
@@ -361,15 +467,16 @@ func writeError(w http.ResponseWriter, r *http.Request, code int) {
 // user's credentials), sets its cookie on w and returns it. A session the
 // request's old session cookie pointed at is deleted first, so a token
 // planted before sign-in (session fixation) or left from another account
-// is worthless afterwards. Empty fields of d are filled from r
-// (User-Agent, RemoteAddr). MaxSessionsPerUser applies.
+// is worthless afterwards. Empty fields of d are filled from r by
+// m.DeviceFromRequest (User-Agent, and the client's IP, found through
+// Config.TrustedProxies). MaxSessionsPerUser applies.
 //
 // Invalid input fails with an error wrapping store.ErrInvalid or
 // store.ErrTooLarge and changes nothing; a refused sign-in over the cap
 // wraps store.ErrTooManySessions.
 func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, user json.RawMessage, d store.Device) (*store.Session, error) {
 	const op = "sign in"
-	rd := DeviceFromRequest(r)
+	rd := m.DeviceFromRequest(r)
 	if d.UserAgent == "" {
 		d.UserAgent = rd.UserAgent
 	}

@@ -232,7 +232,7 @@ func (m *Manager) resolve(ctx context.Context, c Credentials, r *http.Request) (
 		return nil, noSession("resolve", "JWT and refresh steps are not configured")
 	}
 	if r != nil {
-		c.Device = DeviceFromRequest(r)
+		c.Device = m.DeviceFromRequest(r)
 	}
 	if c.AccessToken != "" {
 		claims, err := m.cfg.JWT.Verify(c.AccessToken)
