@@ -1,8 +1,8 @@
 // Package redistest gives tests real Redis servers: Standalone for one
 // server (or the one REDIS_URL names), StartServer for a server the test owns
 // and may kill and restart, StartSentinel for a master, a replica and a
-// Sentinel, and StartCluster/SharedCluster for a real 3-master Redis
-// Cluster.
+// Sentinel, StartCluster/SharedCluster for a real 3-master Redis Cluster,
+// and StartClusterWithReplicas for one whose masters have a replica each.
 //
 // Servers are redis-server processes on free loopback ports with their data
 // in a temporary directory. They are stopped by PID when the test ends and,
@@ -432,10 +432,13 @@ var runID = func() string {
 	return hex.EncodeToString(b[:])
 }()
 
-// Cluster is a real Redis Cluster of three masters without replicas.
+// Cluster is a real Redis Cluster of three masters, without replicas
+// unless it comes from StartClusterWithReplicas.
 type Cluster struct {
 	// Nodes are the masters; a test that owns the cluster may kill them.
 	Nodes []*Server
+	// Replicas[i], if any, is the replica of Nodes[i].
+	Replicas []*Server
 }
 
 // StartCluster starts a 3-master Redis Cluster owned by the test and waits
@@ -482,16 +485,116 @@ func startCluster(server, cli, dir string) (*Cluster, error) {
 	return c, c.waitOK(ctx)
 }
 
+// StartClusterWithReplicas starts a Redis Cluster of three masters with
+// one replica each, owned by the test: Replicas[i] replicates Nodes[i]. It
+// waits until every replica is in sync, its master counts it as online
+// (so WAIT counts it) and every node knows all six. Cleanup stops the
+// nodes. It takes a few seconds more than StartCluster.
+func StartClusterWithReplicas(t testing.TB) *Cluster {
+	t.Helper()
+	server := requireBinary(t, "redis-server")
+	cli := requireBinary(t, "redis-cli")
+	dir := t.TempDir()
+	c, err := startCluster(server, cli, dir)
+	if c != nil {
+		t.Cleanup(c.kill)
+	}
+	if err == nil {
+		err = c.addReplicas(server, dir)
+	}
+	if err != nil {
+		t.Fatalf("redistest: cluster with replicas: %v", err)
+	}
+	return c
+}
+
+// addReplicas starts one cluster node per master and makes it that
+// master's replica (CLUSTER MEET, then CLUSTER REPLICATE once the new node
+// has heard of the master).
+func (c *Cluster) addReplicas(server, dir string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	for i, m := range c.Nodes {
+		mc := goredis.NewClient(m.Options())
+		defer mc.Close()
+		// Without it a replica's first sync waits 5 seconds for more
+		// replicas to share one transfer.
+		if err := mc.ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+			return err
+		}
+		id, err := mc.ClusterMyID(ctx).Result()
+		if err != nil {
+			return err
+		}
+		nodeDir := fmt.Sprintf("%s/replica%d", dir, i)
+		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
+			return err
+		}
+		r, err := startServer(server, nodeDir, nil, true, nil)
+		if err != nil {
+			return err
+		}
+		c.Replicas = append(c.Replicas, r)
+		rc := goredis.NewClient(r.Options())
+		defer rc.Close()
+		host, port, _ := net.SplitHostPort(m.Addr())
+		if err := rc.ClusterMeet(ctx, host, port).Err(); err != nil {
+			return err
+		}
+		err = poll(ctx, func() error { return rc.ClusterReplicate(ctx, id).Err() })
+		if err != nil {
+			return fmt.Errorf("replica %s of %s: %w", r.Addr(), m.Addr(), err)
+		}
+		err = poll(ctx, func() error {
+			rinfo, err := rc.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			minfo, err := mc.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(rinfo, "master_link_status:up") ||
+				!strings.Contains(minfo, "connected_slaves:1") || !strings.Contains(minfo, "state=online") {
+				return fmt.Errorf("replica %s of %s not in sync", r.Addr(), m.Addr())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return c.waitOK(ctx)
+}
+
+// poll calls fn every 20ms until it returns nil or ctx ends, and then
+// returns fn's last error.
+func poll(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // waitOK polls CLUSTER INFO on every node until all say cluster_state:ok
-// and know all three masters.
+// and know all the cluster's nodes.
 func (c *Cluster) waitOK(ctx context.Context) error {
-	for _, n := range c.Nodes {
+	all := append(slices.Clone(c.Nodes), c.Replicas...)
+	known := fmt.Sprintf("cluster_known_nodes:%d", len(all))
+	for _, n := range all {
 		cl := goredis.NewClient(n.Options())
 		var last string
 		for {
 			info, err := cl.ClusterInfo(ctx).Result()
 			if err == nil && strings.Contains(info, "cluster_state:ok") &&
-				strings.Contains(info, "cluster_known_nodes:3") {
+				strings.Contains(info, known) {
 				break
 			}
 			last = info
@@ -511,12 +614,12 @@ func (c *Cluster) waitOK(ctx context.Context) error {
 }
 
 func (c *Cluster) kill() {
-	for _, n := range c.Nodes {
+	for _, n := range append(slices.Clone(c.Nodes), c.Replicas...) {
 		_ = n.Kill()
 	}
 }
 
-// Addrs returns the nodes' host:port addresses.
+// Addrs returns the masters' host:port addresses.
 func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {

@@ -77,8 +77,16 @@ type Options struct {
 	// caller was told about survives a failover to a replica. If fewer
 	// acknowledge within WaitTimeout, the call fails with
 	// store.ErrUnavailable: the revocation is done on the master and not
-	// yet safe; retrying it is harmless. Not supported on Redis Cluster
-	// (New refuses it). Default: 0, no wait.
+	// yet safe; retrying it is harmless.
+	//
+	// On Redis Cluster the count is of the replicas of the master that
+	// serves the user's slot (all of a user's keys share one), so set it
+	// to at most the smallest number of replicas a master has: on a
+	// master with fewer, every revocation fails after WaitTimeout. While
+	// a slot moves (resharding) or right after a failover, a revocation
+	// answered MOVED or ASK fails with store.ErrUnavailable without having
+	// run, and the store asks the cluster client to reload its slot map,
+	// so a retry reaches the slot's new master. Default: 0, no wait.
 	WaitReplicas int
 	// WaitTimeout bounds that wait; keep it well under the client's
 	// ReadTimeout. Default: DefaultWaitTimeout.
@@ -116,7 +124,7 @@ func New(client goredis.UniversalClient, opts Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	wait, err := waitOptions(client, opts)
+	wait, err := waitOptions(opts)
 	if err != nil {
 		return nil, err
 	}

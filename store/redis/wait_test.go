@@ -51,8 +51,18 @@ func TestWaitReplicasAcknowledged(t *testing.T) {
 // user "signed out" before it would survive a failover; a retry is
 // harmless.
 func TestWaitReplicasNotAcknowledged(t *testing.T) {
-	srv := redistest.StartServer(t)
-	s, err := redis.New(srv.Client(t), redis.Options{WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
+	t.Run("Standalone", func(t *testing.T) {
+		srv := redistest.StartServer(t)
+		checkNotAcknowledged(t, srv.Client(t), redis.DefaultKeyPrefix)
+	})
+	// On a cluster the master of the user's slot has no replica: the same.
+	t.Run("Cluster", func(t *testing.T) {
+		checkNotAcknowledged(t, redistest.SharedCluster(t).Client(t), redistest.Prefix(t))
+	})
+}
+
+func checkNotAcknowledged(t *testing.T, client goredis.UniversalClient, prefix string) {
+	s, err := redis.New(client, redis.Options{KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
 	require.NoError(t, err)
 	ctx := context.Background()
 	a := waitSession(t, s, "alice")
@@ -69,6 +79,7 @@ func TestWaitReplicasNotAcknowledged(t *testing.T) {
 
 	_, err = s.DeleteUser(ctx, "bob")
 	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.Contains(t, err.Error(), "0 of 1 replicas")
 	n, err := s.Count(ctx, "bob")
 	require.NoError(t, err)
 	require.Zero(t, n)
@@ -78,9 +89,11 @@ func TestWaitReplicasOptions(t *testing.T) {
 	cluster := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
 	t.Cleanup(func() { _ = cluster.Close() })
 	_, err := redis.New(cluster, redis.Options{WaitReplicas: 1})
-	require.ErrorContains(t, err, "Cluster")
+	require.NoError(t, err, "WaitReplicas on a cluster")
 	_, err = redis.New(cluster, redis.Options{})
-	require.NoError(t, err, "without WaitReplicas a cluster is fine")
+	require.NoError(t, err)
+	_, err = redis.New(cluster, redis.Options{WaitReplicas: -1})
+	require.Error(t, err)
 
 	plain := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { _ = plain.Close() })
