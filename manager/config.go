@@ -128,10 +128,12 @@ type Config struct {
 	// IDs, never a token. Routine events (sign-in, sign-out, a session
 	// created, extended, evicted, revoked) log at Debug; "sign out
 	// everywhere" at Info; an upstream whose user or tokens do not match
-	// the access token at Warn. Default: slog.Default().
+	// the access token at Warn; a hook that panicked at Error. Default:
+	// slog.Default().
 	Logger *slog.Logger
 	// Hooks are called on sign-in, sign-out and other session events, for
-	// audit logs and metrics.
+	// audit logs and metrics. A hook that panics is logged and cannot
+	// fail the operation; see Hooks.
 	Hooks Hooks
 	// Now is the clock. Default: time.Now. Tests inject a fake clock; give
 	// the store the same one.

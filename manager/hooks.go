@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/sessiond/sessiond/store"
@@ -12,6 +14,14 @@ import (
 // run synchronously on the goroutine of the call that caused the event, so
 // they must be quick and must not call back into the Manager for the same
 // session; hand slow work to a queue of your own.
+//
+// A hook runs after its event has happened (the session is stored,
+// deleted or refreshed), so a hook that panics cannot undo it: the panic
+// is recovered, logged at Error on Config.Logger with the hook's name, the
+// event's user and session IDs and the stack, and the operation goes on
+// and reports its success. A panicking audit hook thus loses its record
+// but never fails a sign-in or takes the process down. Report failures
+// that must not pass unnoticed from the hook itself.
 //
 // An Event never carries a token, only session IDs, so hooks may log it
 // whole.
@@ -49,12 +59,59 @@ type Event struct {
 	Count int
 }
 
-func (m *Manager) emit(ctx context.Context, h func(context.Context, Event), e Event) {
+// hook names one field of Hooks.
+type hook int
+
+const (
+	hookSignIn hook = iota
+	hookSignOut
+	hookSessionCreated
+	hookSessionRevoked
+	hookRefreshed
+	hookInvalidated
+)
+
+func (k hook) String() string {
+	return [...]string{"SignIn", "SignOut", "SessionCreated", "SessionRevoked", "Refreshed", "Invalidated"}[k]
+}
+
+func (h *Hooks) get(k hook) func(context.Context, Event) {
+	switch k {
+	case hookSignIn:
+		return h.SignIn
+	case hookSignOut:
+		return h.SignOut
+	case hookSessionCreated:
+		return h.SessionCreated
+	case hookSessionRevoked:
+		return h.SessionRevoked
+	case hookRefreshed:
+		return h.Refreshed
+	case hookInvalidated:
+		return h.Invalidated
+	}
+	return nil
+}
+
+// emit calls the hook k with e, if it is set, and survives its panic
+// (see Hooks).
+func (m *Manager) emit(ctx context.Context, k hook, e Event) {
+	h := m.cfg.Hooks.get(k)
 	if h == nil {
 		return
 	}
 	if e.Time.IsZero() {
 		e.Time = m.now()
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			// An Event holds no token; the panic value is the hook's
+			// own, made from what it was given.
+			m.log.ErrorContext(ctx, "manager: hook panicked; the operation went on",
+				"hook", k.String(), "user_id", e.UserID, "session_id", e.SessionID,
+				"source", e.Source.String(), "reason", e.Reason,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
 	h(ctx, e)
 }

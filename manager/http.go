@@ -500,7 +500,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 			if st != nil && st.session != nil && st.session.ID == id {
 				e.UserID, e.Device = st.session.UserID, st.session.Device
 			}
-			m.emit(ctx, m.cfg.Hooks.SessionRevoked, e)
+			m.emit(ctx, hookSessionRevoked, e)
 		}
 	}
 	if err := m.insert(ctx, op, s, SourceSession); err != nil {
@@ -512,7 +512,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 		st.set(s, nil)
 	}
 	m.log.DebugContext(ctx, "manager: signed in", "session_id", s.ID, "user_id", userID)
-	m.emit(ctx, m.cfg.Hooks.SignIn, Event{UserID: userID, SessionID: s.ID, Source: SourceSession, Device: s.Device})
+	m.emit(ctx, hookSignIn, Event{UserID: userID, SessionID: s.ID, Source: SourceSession, Device: s.Device})
 	return s.Clone(), nil
 }
 

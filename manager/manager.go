@@ -340,7 +340,7 @@ func (m *Manager) resolveRefresh(ctx context.Context, c Credentials) (*Resolutio
 			return nil, noSession("refresh", "refreshed access token does not verify")
 		}
 		if !retry {
-			m.emit(ctx, m.cfg.Hooks.Refreshed, Event{UserID: claims.UserID, Source: SourceRefresh, Device: c.Device})
+			m.emit(ctx, hookRefreshed, Event{UserID: claims.UserID, Source: SourceRefresh, Device: c.Device})
 		}
 		token, s, err := m.sessionFromAccessToken(ctx, "refresh", toks.AccessToken, claims, c.Device, SourceRefresh)
 		if err != nil {
@@ -456,10 +456,10 @@ func (m *Manager) insert(ctx context.Context, op string, s *store.Session, src S
 		return storeErr(op, err)
 	}
 	m.log.DebugContext(ctx, "manager: session created", "session_id", s.ID, "user_id", s.UserID, "source", src.String())
-	m.emit(ctx, m.cfg.Hooks.SessionCreated, Event{Time: s.CreatedAt, UserID: s.UserID, SessionID: s.ID, Source: src, Device: s.Device})
+	m.emit(ctx, hookSessionCreated, Event{Time: s.CreatedAt, UserID: s.UserID, SessionID: s.ID, Source: src, Device: s.Device})
 	for _, ev := range evicted {
 		m.log.DebugContext(ctx, "manager: session evicted by MaxSessionsPerUser", "session_id", ev, "user_id", s.UserID)
-		m.emit(ctx, m.cfg.Hooks.SessionRevoked, Event{Time: s.CreatedAt, UserID: s.UserID, SessionID: ev, Reason: "evicted"})
+		m.emit(ctx, hookSessionRevoked, Event{Time: s.CreatedAt, UserID: s.UserID, SessionID: ev, Reason: "evicted"})
 	}
 	return nil
 }
@@ -518,7 +518,7 @@ func (m *Manager) endIdle(ctx context.Context, s *store.Session) error {
 		return err
 	}
 	m.log.DebugContext(ctx, "manager: idle session ended", "session_id", s.ID, "user_id", s.UserID)
-	m.emit(ctx, m.cfg.Hooks.SessionRevoked, Event{UserID: s.UserID, SessionID: s.ID, Device: s.Device, Reason: "idle"})
+	m.emit(ctx, hookSessionRevoked, Event{UserID: s.UserID, SessionID: s.ID, Device: s.Device, Reason: "idle"})
 	return nil
 }
 
@@ -582,7 +582,7 @@ func (m *Manager) InvalidateUserSessions(ctx context.Context, userID string) (in
 		return 0, storeErr("invalidate user sessions", err)
 	}
 	m.log.InfoContext(ctx, "manager: user sessions invalidated", "user_id", userID, "count", n)
-	m.emit(ctx, m.cfg.Hooks.Invalidated, Event{UserID: userID, Count: n})
+	m.emit(ctx, hookInvalidated, Event{UserID: userID, Count: n})
 	return n, nil
 }
 
@@ -631,7 +631,7 @@ func (m *Manager) RevokeSession(ctx context.Context, userID, sessionID string) e
 		return storeErr("revoke session", err)
 	}
 	m.log.DebugContext(ctx, "manager: session revoked", "session_id", sessionID, "user_id", userID)
-	m.emit(ctx, m.cfg.Hooks.SessionRevoked, Event{UserID: userID, SessionID: sessionID, Device: s.Device, Reason: "revoked"})
+	m.emit(ctx, hookSessionRevoked, Event{UserID: userID, SessionID: sessionID, Device: s.Device, Reason: "revoked"})
 	return nil
 }
 
@@ -651,7 +651,7 @@ func (m *Manager) signOut(ctx context.Context, s *store.Session) error {
 		return storeErr("sign out", err)
 	}
 	m.log.DebugContext(ctx, "manager: signed out", "session_id", s.ID, "user_id", s.UserID)
-	m.emit(ctx, m.cfg.Hooks.SignOut, Event{UserID: s.UserID, SessionID: s.ID, Device: s.Device})
+	m.emit(ctx, hookSignOut, Event{UserID: s.UserID, SessionID: s.ID, Device: s.Device})
 	return nil
 }
 
