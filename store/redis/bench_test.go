@@ -134,6 +134,27 @@ func BenchmarkGet(b *testing.B) {
 			return e.client.Get(ctx, raw[i%len(raw)]).Err()
 		})
 	})
+	// Options.AutoPipelineGets, beside the same raw GET through the same
+	// kind of auto-pipeliner (a client of its own, as go-redis keeps one
+	// pipeliner per client).
+	pc := goredis.NewClient(e.client.Options())
+	b.Cleanup(func() { _ = pc.Close() })
+	pst, err := redis.New(pc, redis.Options{KeyPrefix: e.prefix, AutoPipelineGets: true})
+	require.NoError(b, err)
+	ap, err := pc.AsyncAutoPipeline()
+	require.NoError(b, err)
+	b.Run("StoreAutoPipelined", func(b *testing.B) {
+		run(b, nil, func(i int) error {
+			_, err := pst.Get(ctx, ids[i%len(ids)])
+			return err
+		})
+	})
+	b.Run("RawGETAutoPipelined", func(b *testing.B) {
+		run(b, nil, func(i int) error {
+			cmd := goredis.NewStringCmd(ctx, "get", raw[i%len(raw)])
+			return ap.Submit(ctx, cmd).WaitContext(ctx)
+		})
+	})
 }
 
 func BenchmarkCreate(b *testing.B) {

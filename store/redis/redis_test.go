@@ -61,6 +61,27 @@ func TestStore(t *testing.T) {
 			return newStore(t, c.Client(t), redistest.Prefix(t), now)
 		})
 	})
+	// Options.AutoPipelineGets: the same contract with Gets batched, on a
+	// server and on a cluster (where the pipeliner routes by slot).
+	t.Run("StandaloneAutoPipelineGets", func(t *testing.T) {
+		srv := redistest.Standalone(t)
+		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+			return newPipelinedStore(t, srv.Client(t), srv.Prefix(t), now)
+		})
+	})
+	t.Run("ClusterAutoPipelineGets", func(t *testing.T) {
+		c := redistest.SharedCluster(t)
+		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+			return newPipelinedStore(t, c.Client(t), redistest.Prefix(t), now)
+		})
+	})
+}
+
+func newPipelinedStore(t *testing.T, client goredis.UniversalClient, prefix string, now func() time.Time) *redis.Store {
+	t.Helper()
+	s, err := redis.New(client, redis.Options{KeyPrefix: prefix, Now: now, AutoPipelineGets: true})
+	require.NoError(t, err)
+	return s
 }
 
 // newStore returns a store on client under a key prefix of the test's own.
