@@ -187,6 +187,17 @@ func BenchmarkFloor(b *testing.B) {
 	b.Run("SET", func(b *testing.B) {
 		each(b, func(i int) error { return e.client.Set(ctx, keys[i%len(keys)], value, time.Hour).Err() })
 	})
+	// The same GET through go-redis's auto-pipeliner (deferred face, as
+	// redis.Options.AutoPipelineGets uses it): the floor of the rows that
+	// batch their Gets.
+	b.Run("GETAutoPipelined", func(b *testing.B) {
+		ap, err := e.client.AsyncAutoPipeline()
+		require.NoError(b, err)
+		each(b, func(i int) error {
+			cmd := goredis.NewStringCmd(ctx, "get", keys[i%len(keys)])
+			return ap.Submit(ctx, cmd).WaitContext(ctx)
+		})
+	})
 }
 
 // BenchmarkOurs is sessiond's library: the stores alone, then a whole
@@ -197,6 +208,13 @@ func BenchmarkOurs(b *testing.B) {
 	b.Run("RedisGet", func(b *testing.B) {
 		e := newRedisEnv(b)
 		st, err := redisstore.New(e.client, redisstore.Options{KeyPrefix: e.prefix})
+		require.NoError(b, err)
+		keys := ids(b, ourSessions(b, st))
+		each(b, func(i int) error { _, err := st.Get(ctx, keys[i%len(keys)]); return err })
+	})
+	b.Run("RedisGetAutoPipelined", func(b *testing.B) {
+		e := newRedisEnv(b)
+		st, err := redisstore.New(e.client, redisstore.Options{KeyPrefix: e.prefix, AutoPipelineGets: true})
 		require.NoError(b, err)
 		keys := ids(b, ourSessions(b, st))
 		each(b, func(i int) error { _, err := st.Get(ctx, keys[i%len(keys)]); return err })
@@ -219,6 +237,12 @@ func BenchmarkOurs(b *testing.B) {
 	b.Run("ManagerRedis", func(b *testing.B) {
 		e := newRedisEnv(b)
 		st, err := redisstore.New(e.client, redisstore.Options{KeyPrefix: e.prefix})
+		require.NoError(b, err)
+		benchManager(b, st)
+	})
+	b.Run("ManagerRedisAutoPipelined", func(b *testing.B) {
+		e := newRedisEnv(b)
+		st, err := redisstore.New(e.client, redisstore.Options{KeyPrefix: e.prefix, AutoPipelineGets: true})
 		require.NoError(b, err)
 		benchManager(b, st)
 	})

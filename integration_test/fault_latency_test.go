@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessiond/sessiond/client"
@@ -20,6 +21,16 @@ import (
 // margin, sessiond's connection pool must stay bounded, and service must
 // come back by itself once the fault is removed.
 func TestFaultRedisLatencyStallReset(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testFaultRedisLatency(t, nil, 0) })
+	// With --redis-auto-pipeline, lookups wait in go-redis's auto-pipeliner:
+	// they must still end at the request deadline. The pipeliner has its
+	// own pool (go-redis's DefaultPipelinePoolSize, 10), beside the main one.
+	t.Run("auto-pipeline", func(t *testing.T) {
+		testFaultRedisLatency(t, []string{"--redis-auto-pipeline"}, goredis.DefaultPipelinePoolSize)
+	})
+}
+
+func testFaultRedisLatency(t *testing.T, args []string, extraConns int64) {
 	const (
 		deadline = time.Second
 		margin   = 500 * time.Millisecond
@@ -31,13 +42,13 @@ func TestFaultRedisLatencyStallReset(t *testing.T) {
 	p := sessiondtest.Start(t, sessiondtest.Options{
 		APIKey:   sessiondtest.APIKey,
 		RedisURL: proxy.URL(),
-		Args:     []string{"--request-timeout", deadline.String()},
+		Args:     append([]string{"--request-timeout", deadline.String()}, args...),
 	})
 	c := p.Client()
 	ctx := context.Background()
 	created := createSessions(t, c, 20, 5)
 	// go-redis's default pool: 10 connections per CPU of the machine.
-	poolLimit := int64(10 * runtime.NumCPU())
+	poolLimit := int64(10*runtime.NumCPU()) + extraConns
 
 	faults := []struct {
 		name    string

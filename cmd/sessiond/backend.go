@@ -163,9 +163,10 @@ func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, er
 		return nil, err
 	}
 	st, err := redis.New(rc, redis.Options{
-		KeyPrefix:    cfg.RedisKeyPrefix,
-		WaitReplicas: cfg.RedisWaitReplicas,
-		WaitTimeout:  cfg.RedisWaitTimeout,
+		KeyPrefix:        cfg.RedisKeyPrefix,
+		WaitReplicas:     cfg.RedisWaitReplicas,
+		WaitTimeout:      cfg.RedisWaitTimeout,
+		AutoPipelineGets: cfg.RedisAutoPipeline,
 	})
 	if err != nil {
 		rc.Close()

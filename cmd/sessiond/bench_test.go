@@ -24,7 +24,8 @@ import (
 //	go test -run '^$' -bench ResolveHTTP -benchtime 5s ./cmd/sessiond
 func BenchmarkResolveHTTP(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { benchResolve(b, nil) })
-	b.Run("redis", func(b *testing.B) { benchResolve(b, benchRedisStore(b, false)) })
+	b.Run("redis", func(b *testing.B) { benchResolve(b, benchRedisStore(b, false, false)) })
+	b.Run("redis-autopipeline", func(b *testing.B) { benchResolve(b, benchRedisStore(b, false, true)) })
 }
 
 func benchResolve(b *testing.B, st store.Store) {

@@ -46,6 +46,7 @@ type config struct {
 	RedisNearCacheTTL   time.Duration
 	RedisWaitReplicas   int
 	RedisWaitTimeout    time.Duration
+	RedisAutoPipeline   bool
 
 	PostgresURL     string
 	PostgresMigrate bool
@@ -181,6 +182,7 @@ func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	str(&cfg.RedisEvictionCheck, "redis-eviction-check", "refuse", "when Redis's maxmemory-policy is allkeys-* (it could evict a user's index, so sign-out-everywhere would miss sessions): refuse to start, or warn")
 	fs.IntVar(&cfg.RedisWaitReplicas, "redis-wait-replicas", 0, "after each revocation (sign-out, revoke), wait until this many replicas have it (Redis WAIT), so a sign-out survives a failover; fewer within --redis-wait-timeout answer 503 (retrying is safe); 0: no wait; on a cluster, the replicas of the user's master count, so at most the fewest replicas any master has")
 	dur(&cfg.RedisWaitTimeout, "redis-wait-timeout", 200*time.Millisecond, "longest wait for --redis-wait-replicas")
+	boolean(&cfg.RedisAutoPipeline, "redis-auto-pipeline", "batch concurrent session lookups into Redis pipelines (go-redis's auto-pipeliner, marked experimental upstream): less CPU and more lookups per second under load; writes are never batched; a lookup still ends at --request-timeout")
 	dur(&cfg.RedisNearCacheTTL, "redis-near-cache-ttl", 0, "serve hot sessions from this process's memory for at most this long (e.g. 5s), invalidated across instances through Redis pub/sub; also the longest a revoked session may still resolve if an invalidation is lost; 0: off")
 	str(&cfg.PostgresURL, "postgres-url", "", "PostgreSQL connection URL, postgres://user:password@host:5432/db")
 	boolean(&cfg.PostgresMigrate, "postgres-migrate", "create or upgrade the PostgreSQL tables at start (safe with several instances starting at once)")

@@ -30,15 +30,17 @@ import (
 //	go test -run '^$' -bench ResolveHandler -benchmem -cpu 1,2 ./cmd/sessiond
 func BenchmarkResolveHandler(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { benchResolveHandler(b, nil) })
-	b.Run("redis", func(b *testing.B) { benchResolveHandler(b, benchRedisStore(b, false)) })
-	b.Run("nearcache", func(b *testing.B) { benchResolveHandler(b, benchRedisStore(b, true)) })
+	b.Run("redis", func(b *testing.B) { benchResolveHandler(b, benchRedisStore(b, false, false)) })
+	b.Run("redis-autopipeline", func(b *testing.B) { benchResolveHandler(b, benchRedisStore(b, false, true)) })
+	b.Run("nearcache", func(b *testing.B) { benchResolveHandler(b, benchRedisStore(b, true, false)) })
 }
 
 // benchRedisStore returns a Redis store on REDIS_URL (bench/run.sh sets it)
 // or on a redis-server the benchmark starts, its pool sized for the P16
 // variants, under a key prefix that is removed afterwards (from REDIS_URL's
-// server too); with nearCache, the near cache in front of it, ready.
-func benchRedisStore(b *testing.B, nearCache bool) store.Store {
+// server too); with nearCache, the near cache in front of it, ready; with
+// autoPipeline, Gets batched (--redis-auto-pipeline).
+func benchRedisStore(b *testing.B, nearCache, autoPipeline bool) store.Store {
 	b.Helper()
 	srv := redistest.Standalone(b)
 	opts := srv.Options()
@@ -46,7 +48,7 @@ func benchRedisStore(b *testing.B, nearCache bool) store.Store {
 	rc := goredis.NewClient(opts)
 	b.Cleanup(func() { _ = rc.Close() })
 	prefix := srv.Prefix(b)
-	st, err := redis.New(rc, redis.Options{KeyPrefix: prefix})
+	st, err := redis.New(rc, redis.Options{KeyPrefix: prefix, AutoPipelineGets: autoPipeline})
 	require.NoError(b, err)
 	if !nearCache {
 		return st
