@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -22,13 +23,22 @@ import (
 // It reports requests per second and p50/p99 latency:
 //
 //	go test -run '^$' -bench ResolveHTTP -benchtime 5s ./cmd/sessiond
+//
+// Each runs with 2 clients and with 16: batched lookups
+// (redis-autopipeline) cost latency when few requests are in flight and
+// pay off when many are.
 func BenchmarkResolveHTTP(b *testing.B) {
-	b.Run("memory", func(b *testing.B) { benchResolve(b, nil) })
-	b.Run("redis", func(b *testing.B) { benchResolve(b, benchRedisStore(b, false, false)) })
-	b.Run("redis-autopipeline", func(b *testing.B) { benchResolve(b, benchRedisStore(b, false, true)) })
+	for _, clients := range []int{2, 16} {
+		name := fmt.Sprintf("/c%d", clients)
+		b.Run("memory"+name, func(b *testing.B) { benchResolve(b, nil, clients) })
+		b.Run("redis"+name, func(b *testing.B) { benchResolve(b, benchRedisStore(b, false, false), clients) })
+		b.Run("redis-autopipeline"+name, func(b *testing.B) { benchResolve(b, benchRedisStore(b, false, true), clients) })
+	}
 }
 
-func benchResolve(b *testing.B, st store.Store) {
+// benchResolve resolves with clients concurrent HTTP clients (rounded up
+// to a multiple of GOMAXPROCS).
+func benchResolve(b *testing.B, st store.Store, clients int) {
 	const key = "bench-key-0123456789abcdef"
 	env := newTestEnv(b, envOptions{store: st, keys: []string{key}, quiet: true})
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
@@ -45,6 +55,7 @@ func benchResolve(b *testing.B, st store.Store) {
 
 	var mu sync.Mutex
 	var all []time.Duration
+	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
