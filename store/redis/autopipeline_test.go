@@ -90,19 +90,7 @@ func TestAutoPipelineGets(t *testing.T) {
 // and once Redis answers again, Gets work without anything being reset.
 func TestAutoPipelineGetsDeadline(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Standalone(t)
-	client := srv.Client(t)
-	st, err := redis.New(client, redis.Options{KeyPrefix: srv.Prefix(t), AutoPipelineGets: true})
-	require.NoError(t, err)
-	tok, err := store.NewToken("alice")
-	require.NoError(t, err)
-	id, err := store.IDFromToken(tok)
-	require.NoError(t, err)
-	_, err = st.Create(ctx, &store.Session{ID: id, UserID: "alice", ExpiresAt: time.Now().Add(time.Hour)}, store.CreateOptions{})
-	require.NoError(t, err)
-
-	admin := goredis.NewClient(srv.Options())
-	defer admin.Close()
+	st, admin, id := pausableStore(t)
 	const pause = 1500 * time.Millisecond
 	require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err())
 	paused := time.Now()
@@ -129,17 +117,7 @@ func TestAutoPipelineGetsDeadline(t *testing.T) {
 // instead of queueing memory behind callers that have given up.
 func TestAutoPipelineGetsBounded(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Standalone(t)
-	client := srv.Client(t)
-	st, err := redis.New(client, redis.Options{KeyPrefix: srv.Prefix(t), AutoPipelineGets: true})
-	require.NoError(t, err)
-	tok, err := store.NewToken("alice")
-	require.NoError(t, err)
-	id, err := store.IDFromToken(tok)
-	require.NoError(t, err)
-
-	admin := goredis.NewClient(srv.Options())
-	defer admin.Close()
+	st, admin, id := pausableStore(t)
 	require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", 3000, "ALL").Err())
 	defer admin.Do(ctx, "CLIENT", "UNPAUSE")
 
@@ -214,4 +192,21 @@ func (h *pipelineHook) gets() []string {
 		}
 	}
 	return out
+}
+
+// pausableStore returns a store with AutoPipelineGets on a redis-server of
+// the test's own (never a shared REDIS_URL: the tests pause it with CLIENT
+// PAUSE), a second client to send that pause, and a live session's ID.
+func pausableStore(t *testing.T) (*redis.Store, *goredis.Client, string) {
+	t.Helper()
+	srv := redistest.StartServer(t)
+	st, err := redis.New(srv.Client(t), redis.Options{KeyPrefix: srv.Prefix(t), AutoPipelineGets: true})
+	require.NoError(t, err)
+	tok, err := store.NewToken("alice")
+	require.NoError(t, err)
+	id, err := store.IDFromToken(tok)
+	require.NoError(t, err)
+	_, err = st.Create(context.Background(), &store.Session{ID: id, UserID: "alice", ExpiresAt: time.Now().Add(time.Hour)}, store.CreateOptions{})
+	require.NoError(t, err)
+	return st, srv.Client(t), id
 }
