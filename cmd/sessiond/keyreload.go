@@ -41,20 +41,41 @@ func reloadAPIKeys(cfg *config, auth *authenticator, log *slog.Logger, met *metr
 		return
 	}
 	old := auth.keys.Load()
+	var sums [][sha256.Size]byte
 	var ids []string
 	for _, k := range keys {
-		ids = append(ids, keyID(sha256.Sum256([]byte(k))))
+		sum := sha256.Sum256([]byte(k))
+		sums = append(sums, sum)
+		ids = append(ids, keyID(sum))
 	}
-	added, removed := diffIDs(old.ids, ids)
-	if len(added) == 0 && len(removed) == 0 {
+	// Whether the keys changed is decided on the full digests: the
+	// fingerprints are 4 bytes, and a new key sharing an old one's would
+	// otherwise be taken for it and never put in force.
+	if sameSums(old.sums, sums) {
 		if signalled {
 			log.Info("API keys reloaded: unchanged", "api_keys", len(keys))
 		}
 		return
 	}
+	added, removed := diffIDs(old.ids, ids)
 	auth.setKeys(keys)
 	met.keyReloads.WithLabelValues("changed").Inc()
 	log.Info("API keys reloaded", "api_keys", len(keys), "added", added, "removed", removed)
+}
+
+// sameSums reports whether a and b hold the same digests, in any order.
+func sameSums(a, b [][sha256.Size]byte) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // diffIDs returns the key fingerprints in next but not in prev, and those

@@ -154,3 +154,28 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	require.NoError(t, c.Write(&m))
 	return m.GetCounter().GetValue()
 }
+
+// TestReloadAPIKeysSameFingerprint: a new key whose 4-byte fingerprint is
+// an old key's (these two share 8b8a3288) still replaces it: the change
+// is seen on the full digests.
+func TestReloadAPIKeysSameFingerprint(t *testing.T) {
+	const a, b = "rotation-key-00021733", "rotation-key-00089147"
+	require.Equal(t, keyID(sha256.Sum256([]byte(a))), keyID(sha256.Sum256([]byte(b))), "the keys no longer share a fingerprint")
+	path := filepath.Join(t.TempDir(), "keys")
+	writeKeys(t, path, a)
+	cfg := &config{APIKeyFile: path}
+	keys, err := apiKeys(cfg)
+	require.NoError(t, err)
+	auth := newAuthenticator(keys, false)
+	met := newMetrics()
+	var logs lockedBuffer
+	writeKeys(t, path, b)
+	reloadAPIKeys(cfg, auth, slog.New(slog.NewJSONHandler(&logs, nil)), met, true)
+	require.False(t, allowed(auth, a), "the removed key is still allowed")
+	require.True(t, allowed(auth, b), "the new key is not allowed")
+	require.Equal(t, 1.0, counterValue(t, met.keyReloads.WithLabelValues("changed")))
+	require.NotContains(t, logs.String(), "unchanged")
+	for _, k := range []string{a, b} {
+		require.NotContains(t, logs.String(), k, "a key in the log")
+	}
+}
