@@ -11,17 +11,21 @@ import (
 
 // Hooks are called after session events, for audit logs, metrics and
 // notifications ("a new device signed in"). Every field may be nil. Hooks
-// run synchronously on the goroutine of the call that caused the event, so
-// they must be quick and must not call back into the Manager for the same
-// session; hand slow work to a queue of your own.
+// run synchronously on the goroutine of the call that caused the event
+// (for the JWT and refresh steps of Resolve, the goroutine of the merged
+// step that concurrent callers share), so they must be quick and must not
+// call back into the Manager for the same session; hand slow work to a
+// queue of your own.
 //
 // A hook runs after its event has happened (the session is stored,
 // deleted or refreshed), so a hook that panics cannot undo it: the panic
 // is recovered, logged at Error on Config.Logger with the hook's name, the
 // event's user and session IDs and the stack, and the operation goes on
 // and reports its success. A panicking audit hook thus loses its record
-// but never fails a sign-in or takes the process down. Report failures
-// that must not pass unnoticed from the hook itself.
+// but never fails a sign-in or takes the process down. That holds for
+// http.ErrAbortHandler too: a hook has no response of its own to abort,
+// and re-raised inside a merged step it would end the process. Report
+// failures that must not pass unnoticed from the hook itself.
 //
 // An Event never carries a token, only session IDs, so hooks may log it
 // whole.

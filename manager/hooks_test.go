@@ -172,3 +172,39 @@ func TestHookPanicIsContained(t *testing.T) {
 		require.NotContains(t, all, sec[len(sec)/3:2*len(sec)/3])
 	}
 }
+
+// TestHookAbortHandlerIsContained: a hook that panics with
+// http.ErrAbortHandler is contained like any other panic, on the caller's
+// goroutine (CreateSession) and inside the merged JWT step, where
+// re-raising it would end the process: the session is created and
+// returned, and the panic is logged.
+func TestHookAbortHandlerIsContained(t *testing.T) {
+	clock := storetest.NewClock(start())
+	logs := &syncBuffer{}
+	p := newIdP(t, "HS256", clock)
+	var created int
+	m, err := manager.New(newMemory(t, clock.Now), manager.Config{
+		Now:    clock.Now,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		Hooks: manager.Hooks{SessionCreated: func(context.Context, manager.Event) {
+			created++
+			panic(http.ErrAbortHandler)
+		}},
+		JWT:      p.verifier(t, jwtverify.Config{}),
+		Upstream: p.client(t),
+	})
+	require.NoError(t, err)
+
+	tok, _, err := m.CreateSession(ctx, "alice", nil, store.Device{})
+	require.NoError(t, err)
+	_, err = m.Lookup(ctx, tok)
+	require.NoError(t, err, "the session is not in the store")
+
+	res, err := m.Resolve(ctx, manager.Credentials{AccessToken: p.accessToken(t, "42")})
+	require.NoError(t, err)
+	_, err = m.Lookup(ctx, res.SessionToken)
+	require.NoError(t, err, "the JWT step's session is not in the store")
+
+	require.Equal(t, 2, created, "the hook did not run on both paths")
+	require.Equal(t, 2, strings.Count(logs.String(), http.ErrAbortHandler.Error()), logs.String())
+}
