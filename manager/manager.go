@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -134,8 +135,14 @@ func New(st store.Store, cfg Config) (*Manager, error) {
 	}, nil
 }
 
-// Config returns the configuration in effect, defaults filled in.
-func (m *Manager) Config() Config { return m.cfg }
+// Config returns the configuration in effect, defaults filled in. Its
+// TrustedProxies is a copy: changing it does not change whom the Manager
+// trusts.
+func (m *Manager) Config() Config {
+	c := m.cfg
+	c.TrustedProxies = slices.Clone(c.TrustedProxies)
+	return c
+}
 
 // Store returns the store the Manager runs on.
 func (m *Manager) Store() store.Store { return m.st }

@@ -165,6 +165,13 @@ func TestTrustedProxiesConfig(t *testing.T) {
 		proxies[i] = netip.MustParsePrefix("203.0.113.0/24")
 	}
 	require.Equal(t, "203.0.113.7", m.DeviceFromRequest(r).IP, "changing the caller's slice after New changed the Manager")
+
+	got := m.Config().TrustedProxies
+	for i := range got {
+		got[i] = netip.MustParsePrefix("203.0.113.0/24")
+	}
+	require.Equal(t, "203.0.113.7", m.DeviceFromRequest(r).IP, "changing the slice of Config() changed the Manager")
+	require.Equal(t, netip.MustParsePrefix("10.0.0.0/8"), m.Config().TrustedProxies[0])
 }
 
 // TestSignInBehindProxy: over real HTTP, through a trusted proxy, the
