@@ -179,3 +179,15 @@ func TestReloadAPIKeysSameFingerprint(t *testing.T) {
 		require.NotContains(t, logs.String(), k, "a key in the log")
 	}
 }
+
+// TestKeyReloadMetricsStartAtZero: both series of
+// sessiond_api_key_reloads_total are served before any reload, so the
+// first failure is an increase a rate() or increase() alert can see.
+func TestKeyReloadMetricsStartAtZero(t *testing.T) {
+	w := httptest.NewRecorder()
+	newMetrics().handler.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	require.Equal(t, http.StatusOK, w.Code)
+	for _, result := range []string{"changed", "error"} {
+		require.Contains(t, w.Body.String(), `sessiond_api_key_reloads_total{result="`+result+`"} 0`+"\n")
+	}
+}

@@ -80,6 +80,10 @@ func newMetrics() *metrics {
 	reg.MustRegister(m.events, m.requests, m.duration, m.inflight, m.storeErrors, m.upstreamErrs,
 		m.resolves, m.authFailures, m.rateLimited, m.keyReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Both results exist from the start at 0, so an alert on an increase
+	// of result="error" fires on the first failed reload, not the second.
+	m.keyReloads.WithLabelValues("changed")
+	m.keyReloads.WithLabelValues("error")
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	return m
 }
