@@ -653,7 +653,8 @@ type Sentinel struct {
 }
 
 // StartSentinel starts a Sentinel setup and waits until the replica is in
-// sync and the Sentinel knows both servers. Cleanup stops all three.
+// sync, the master streams writes to it (so WAIT counts it) and the
+// Sentinel knows both servers. Cleanup stops all three.
 func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	bin := requireBinary(t, "redis-server")
@@ -695,19 +696,27 @@ func (s *Sentinel) start(bin, dir string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
+	master := goredis.NewClient(s.Master.Options())
+	defer master.Close()
 	replica := goredis.NewClient(s.Replica.Options())
 	defer replica.Close()
 	sentinel := goredis.NewSentinelClient(&goredis.Options{Addr: s.Sentinel.Addr()})
 	defer sentinel.Close()
 	for {
+		// The replica's "link up" is not enough: after a diskless sync
+		// the master streams writes to it (and WAIT counts it) only once
+		// the master has marked it online, on the replica's first ACK, up
+		// to a second later. A write made before that and the master
+		// killed right after would be lost in the failover.
 		info, _ := replica.Info(ctx, "replication").Result()
+		minfo, _ := master.Info(ctx, "replication").Result()
 		replicas, _ := sentinel.Replicas(ctx, s.MasterName).Result()
-		if strings.Contains(info, "master_link_status:up") && len(replicas) == 1 {
+		if strings.Contains(info, "master_link_status:up") && strings.Contains(minfo, "state=online") && len(replicas) == 1 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("replica not in sync or unknown to the Sentinel: %s", info)
+			return fmt.Errorf("replica not in sync, not online on the master or unknown to the Sentinel: %s\n%s", info, minfo)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -157,7 +157,11 @@ func TestSentinelFailover(t *testing.T) {
 	s := StartSentinel(t)
 	c := s.Client(t)
 	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
-	require.NoError(t, c.Wait(ctx, 1, time.Second).Err(), "the replica must acknowledge the write")
+	// Without the replica's acknowledgement the write may not survive the
+	// failover, and the loop below would wait for a key that is gone.
+	acked, err := c.Wait(ctx, 1, time.Second).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, acked, "the replica must acknowledge the write")
 
 	require.NoError(t, s.Master.Kill())
 	// The Sentinel declares the master down after 1s and promotes the
