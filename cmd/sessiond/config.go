@@ -217,7 +217,7 @@ func newFlagSet(cfg *config) (*flag.FlagSet, []flagSection) {
 	str(&cfg.JWTUserIDClaim, "jwt-user-id-claim", "sub", "claim holding the user ID")
 	section("Upstream API and JWT access tokens (steps 2 and 3 of resolve)")
 	list(&cfg.APIKeys, "api-keys", "comma-separated API keys callers must send (Authorization: Bearer <key> or X-API-Key); several at once for rotation; at least 16 characters each; prefer the environment variable or --api-key-file")
-	str(&cfg.APIKeyFile, "api-key-file", "", "file of API keys, one per line (# comments and blank lines ignored); added to --api-keys; re-read on SIGHUP and every --api-key-file-reload, a bad file keeping the current keys")
+	str(&cfg.APIKeyFile, "api-key-file", "", "file of API keys, one per line (# comments and blank lines ignored); added to --api-keys; re-read on SIGHUP and every --api-key-file-reload, a bad file keeping the current keys; replace it atomically (write, then rename)")
 	dur(&cfg.APIKeyFileReload, "api-key-file-reload", 30*time.Second, "how often --api-key-file is re-read for changed keys (a mounted Kubernetes Secret changes in place); 0: only on SIGHUP")
 	str(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key)")
 	str(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
