@@ -18,12 +18,24 @@ const MaxQueuedGets = 10_000
 // It is the deferred face, not the blocking one, because only the deferred
 // face lets a caller stop waiting when its ctx ends (AutoFuture.WaitContext):
 // a request's deadline must bound its Get, as it does on the plain client.
+//
+// go-redis keeps one deferred pipeliner per client and the options of its
+// first user win: on a client whose pipeliner someone else made first,
+// ours are ignored. Such a pipeliner is refused unless it keeps the
+// promises Options.AutoPipelineGets makes: MaxQueuedGets as its queue
+// bound (without it, a stalled Redis queues Gets without limit), and not
+// full duplex (whose full window blocks Submit, ctx or not).
 func newGetPipeliner(client goredis.UniversalClient) (*goredis.AutoPipeliner, error) {
 	opts := goredis.DefaultAutoPipelineOptions()
 	opts.MaxQueuedCommands = MaxQueuedGets
 	ap, err := client.AsyncAutoPipelineWithOptions(opts)
 	if err != nil {
 		return nil, fmt.Errorf("AutoPipelineGets on %T: %w", client, err)
+	}
+	if cfg := ap.Config(); cfg.MaxQueuedCommands != MaxQueuedGets || cfg.FullDuplex {
+		return nil, fmt.Errorf("AutoPipelineGets: the client's auto-pipeliner was made with other options "+
+			"(MaxQueuedCommands %d, FullDuplex %v; want %d, false): give the store a client of its own",
+			cfg.MaxQueuedCommands, cfg.FullDuplex, MaxQueuedGets)
 	}
 	return ap, nil
 }

@@ -39,10 +39,20 @@ func TestAutoPipelineGets(t *testing.T) {
 	for _, c := range hook.take() {
 		require.False(t, strings.HasPrefix(c, "pipeline(") && strings.Contains(c, "eval"), "a Create went through a pipeline: %s", c)
 	}
+	// The auto-pipeliner sends even a lone command on the client's
+	// pipeline pool (the hook sees it as a plain command): no write may
+	// have used that pool.
+	pipelinePoolUse := func() uint32 {
+		ps := client.PoolStats().PipelineStats
+		require.NotNil(t, ps, "the client has no pipeline pool")
+		return ps.Hits + ps.Misses
+	}
+	require.Zero(t, pipelinePoolUse(), "a write used the auto-pipeliner's connections")
 
 	got, err := st.Get(ctx, ids[0])
 	require.NoError(t, err)
 	require.Equal(t, ids[0], got.ID)
+	require.NotZero(t, pipelinePoolUse(), "a Get did not use the auto-pipeliner")
 	// go-redis sends a lone command as it is, without a pipeline.
 	require.Equal(t, []string{"get"}, hook.gets(), "a lone Get is one GET")
 
@@ -165,6 +175,76 @@ func TestAutoPipelineGetsNeedsAClient(t *testing.T) {
 	require.ErrorContains(t, err, "AutoPipelineGets on *redis.Ring")
 }
 
+// TestAutoPipelineGetsClientClosed: closing the client while Gets wait in
+// the pipeline answers them (accepted Gets are sent before the client's
+// pools close), and a Get after Close fails as unavailable, wrapping
+// go-redis's ErrClosed, never as "not found".
+func TestAutoPipelineGetsClientClosed(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	client := srv.Client(t)
+	st, err := redis.New(client, redis.Options{KeyPrefix: srv.Prefix(t), AutoPipelineGets: true})
+	require.NoError(t, err)
+	id := pipelineSession(t, st)
+	require.NoError(t, srv.Client(t).Do(ctx, "CLIENT", "PAUSE", 500, "ALL").Err())
+
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s *store.Session
+			s, errs[i] = st.Get(wctx, id)
+			if errs[i] == nil && s.ID != id {
+				errs[i] = store.ErrInvalid
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // lets most of them queue; either way the outcome below holds
+	require.NoError(t, client.Close())
+	wg.Wait()
+	for i, err := range errs {
+		// Queued before Close: answered. Too late: refused as closed.
+		if err != nil {
+			require.ErrorIs(t, err, store.ErrUnavailable, "Get %d", i)
+			require.ErrorIs(t, err, goredis.ErrClosed, "Get %d", i)
+		}
+	}
+	require.NoError(t, wctx.Err(), "a Get waited for its ctx after Close")
+
+	_, err = st.Get(ctx, id)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.ErrorIs(t, err, goredis.ErrClosed)
+}
+
+// TestAutoPipelineGetsForeignPipeliner: go-redis keeps one deferred
+// pipeliner per client and its first user's options win. New refuses a
+// client whose pipeliner lacks the queue bound, with a clear error, and
+// leaves that pipeliner as it was; two stores on one client share theirs.
+func TestAutoPipelineGetsForeignPipeliner(t *testing.T) {
+	srv := redistest.StartServer(t)
+
+	own := srv.Client(t)
+	_, err := redis.New(own, redis.Options{AutoPipelineGets: true})
+	require.NoError(t, err)
+	_, err = redis.New(own, redis.Options{AutoPipelineGets: true})
+	require.NoError(t, err, "a second store on the same client")
+
+	foreign := srv.Client(t)
+	ap, err := foreign.AsyncAutoPipeline() // go-redis's defaults: no queue bound
+	require.NoError(t, err)
+	_, err = redis.New(foreign, redis.Options{AutoPipelineGets: true})
+	require.ErrorContains(t, err, "auto-pipeliner was made with other options")
+	require.ErrorContains(t, err, "MaxQueuedCommands 0")
+	require.Zero(t, ap.Config().MaxQueuedCommands, "New changed the client's pipeliner")
+	require.False(t, ap.IsClosed(), "New closed the client's pipeliner")
+	_, err = redis.New(foreign, redis.Options{})
+	require.NoError(t, err, "without AutoPipelineGets the client is fine")
+}
+
 // pipelineHook records commands by name, and pipelines as
 // "pipeline(name,name,...)".
 type pipelineHook struct{ countHook }
@@ -202,11 +282,17 @@ func pausableStore(t *testing.T) (*redis.Store, *goredis.Client, string) {
 	srv := redistest.StartServer(t)
 	st, err := redis.New(srv.Client(t), redis.Options{KeyPrefix: srv.Prefix(t), AutoPipelineGets: true})
 	require.NoError(t, err)
+	return st, srv.Client(t), pipelineSession(t, st)
+}
+
+// pipelineSession creates a session of alice's and returns its ID.
+func pipelineSession(t *testing.T, st *redis.Store) string {
+	t.Helper()
 	tok, err := store.NewToken("alice")
 	require.NoError(t, err)
 	id, err := store.IDFromToken(tok)
 	require.NoError(t, err)
 	_, err = st.Create(context.Background(), &store.Session{ID: id, UserID: "alice", ExpiresAt: time.Now().Add(time.Hour)}, store.CreateOptions{})
 	require.NoError(t, err)
-	return st, srv.Client(t), id
+	return id
 }

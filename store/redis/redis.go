@@ -98,11 +98,30 @@ type Options struct {
 	// ends with its ctx. Writes never ride the pipeline: a batch retried
 	// after a network error could run a non-idempotent script twice. At
 	// most MaxQueuedGets wait at once; more fail as store.ErrUnavailable.
+	//
+	// A Get whose ctx ended keeps its place in that bound until its batch
+	// is answered or fails: batches run on go-redis's own timeouts and
+	// retries, not on their callers' ctx, and one at a time (per slot
+	// range on a cluster), so while Redis stalls a batch holds the line
+	// as long as go-redis keeps trying (through a 25 s CLIENT PAUSE: the
+	// whole pause, with go-redis's default timeouts). Under load the bound
+	// is then reached and Gets fail at once until Redis answers again.
+	// Closing the client first sends the queued Gets, which while Redis
+	// stalls takes as long (go-redis gives up after 30 s).
+	//
+	// On Redis Cluster the pipeliner splits the 16384 slots into
+	// GOMAXPROCS ranges (at most 16) and sends one batch per range at a
+	// time: a master that stops answering also delays the Gets of the
+	// other masters' slots in its ranges, until its timeouts end the
+	// batch, where plain Gets would not notice. Leave this off on a
+	// cluster if one master's stall must not slow the others.
+	//
 	// It needs a *redis.Client (standalone or Sentinel) or a
 	// *redis.ClusterClient; New refuses it on a *redis.Ring. go-redis marks
 	// its auto-pipeliner experimental, so this is off by default. The
-	// pipeliner belongs to the client (go-redis keeps one per client, and
-	// the options of its first user win); closing the client stops it.
+	// pipeliner belongs to the client: go-redis keeps one per client, the
+	// options of its first user win, and New refuses a client whose
+	// pipeliner was made with other options; closing the client stops it.
 	// Default: false.
 	AutoPipelineGets bool
 }
