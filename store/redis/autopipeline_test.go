@@ -296,3 +296,39 @@ func pipelineSession(t *testing.T, st *redis.Store) string {
 	require.NoError(t, err)
 	return id
 }
+
+// TestAutoPipelineGetsSentinelFailover: on a Sentinel failover client the
+// batched Gets follow the master: after the master dies and its replica is
+// promoted, they reach the new master (go-redis drops the pipeline pool's
+// connections to the old one) and find the session there.
+func TestAutoPipelineGetsSentinelFailover(t *testing.T) {
+	ctx := context.Background()
+	sen := redistest.StartSentinel(t)
+	client := sen.Client(t)
+	st, err := redis.New(client, redis.Options{AutoPipelineGets: true})
+	require.NoError(t, err)
+	id := pipelineSession(t, st)
+	_, err = st.Get(ctx, id)
+	require.NoError(t, err, "before the failover")
+	acked, err := client.Wait(ctx, 1, time.Second).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, acked, "the replica must have the session before the master dies")
+
+	require.NoError(t, sen.Master.Kill())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		got, err := st.Get(gctx, id)
+		cancel()
+		if err == nil {
+			require.Equal(t, id, got.ID)
+			break
+		}
+		require.ErrorIs(t, err, store.ErrUnavailable, "while the master is down: unavailable, never not found")
+		require.True(t, time.Now().Before(deadline), "no Get answered within 20s of the master's death: %v", err)
+		time.Sleep(100 * time.Millisecond)
+	}
+	role, err := sen.Replica.Client(t).Do(ctx, "ROLE").Slice()
+	require.NoError(t, err)
+	require.Equal(t, "master", role[0], "the Get was answered by the promoted replica")
+}
