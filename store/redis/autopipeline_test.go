@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -331,4 +332,45 @@ func TestAutoPipelineGetsSentinelFailover(t *testing.T) {
 	role, err := sen.Replica.Client(t).Do(ctx, "ROLE").Slice()
 	require.NoError(t, err)
 	require.Equal(t, "master", role[0], "the Get was answered by the promoted replica")
+}
+
+// TestAutoPipelineGetsClusterRedirects: on a cluster whose slot map the
+// client has not reloaded, batched Gets follow MOVED (the slot has moved)
+// and ASK (the slot is moving and the key has gone) to the node that has
+// the session, as plain Gets do.
+func TestAutoPipelineGetsClusterRedirects(t *testing.T) {
+	ctx := context.Background()
+	cl := redistest.StartCluster(t)
+	client := cl.Client(t)
+	st, err := redis.New(client, redis.Options{AutoPipelineGets: true})
+	require.NoError(t, err)
+	src, dst := cl.Nodes[0], cl.Nodes[1]
+	var moved, asked string // users on src, in two different slots
+	for u := 0; moved == "" || asked == ""; u++ {
+		require.Less(t, u, 1000)
+		uid := fmt.Sprintf("redirect-%d", u)
+		if masterOf(t, client, uid) != src.Addr() {
+			continue
+		}
+		if moved == "" {
+			moved = uid
+		} else if slotOf(t, client, uid) != slotOf(t, client, moved) {
+			asked = uid
+		}
+	}
+	movedSess, askedSess := waitSession(t, st, moved), waitSession(t, st, asked)
+
+	slot := slotOf(t, client, moved)
+	startMigration(t, cl, slot, src, dst)
+	finishMigration(t, cl, slot, dst)
+	require.Equal(t, src.Addr(), masterOf(t, client, moved), "the client must still map the slot to src")
+	got, err := st.Get(ctx, movedSess.ID)
+	require.NoError(t, err, "Get after MOVED")
+	require.Equal(t, movedSess.ID, got.ID)
+
+	slot = slotOf(t, client, asked)
+	startMigration(t, cl, slot, src, dst)
+	got, err = st.Get(ctx, askedSess.ID)
+	require.NoError(t, err, "Get after ASK")
+	require.Equal(t, askedSess.ID, got.ID)
 }
