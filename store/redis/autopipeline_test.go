@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -345,19 +344,7 @@ func TestAutoPipelineGetsClusterRedirects(t *testing.T) {
 	st, err := redis.New(client, redis.Options{AutoPipelineGets: true})
 	require.NoError(t, err)
 	src, dst := cl.Nodes[0], cl.Nodes[1]
-	var moved, asked string // users on src, in two different slots
-	for u := 0; moved == "" || asked == ""; u++ {
-		require.Less(t, u, 1000)
-		uid := fmt.Sprintf("redirect-%d", u)
-		if masterOf(t, client, uid) != src.Addr() {
-			continue
-		}
-		if moved == "" {
-			moved = uid
-		} else if slotOf(t, client, uid) != slotOf(t, client, moved) {
-			asked = uid
-		}
-	}
+	moved, asked := twoSlotsOn(t, client, src.Addr(), "redirect") // users on src, in two different slots
 	movedSess, askedSess := waitSession(t, st, moved), waitSession(t, st, asked)
 
 	slot := slotOf(t, client, moved)

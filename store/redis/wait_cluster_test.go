@@ -88,19 +88,7 @@ func TestWaitReplicasCluster(t *testing.T) {
 	t.Run("Resharding", func(t *testing.T) {
 		s, client := openStore(t, 2*time.Second)
 		src, dst := cl.Nodes[0], cl.Nodes[1]
-		var moved, asked string // users on src, in two different slots
-		for u := 0; moved == "" || asked == ""; u++ {
-			require.Less(t, u, 1000)
-			uid := fmt.Sprintf("move-%d", u)
-			if masterOf(t, client, uid) != src.Addr() {
-				continue
-			}
-			if moved == "" {
-				moved = uid
-			} else if slotOf(t, client, uid) != slotOf(t, client, moved) {
-				asked = uid
-			}
-		}
+		moved, asked := twoSlotsOn(t, client, src.Addr(), "move") // users on src, in two different slots
 		movedSess, askedSess := waitSession(t, s, moved), waitSession(t, s, asked)
 
 		// MOVED: the whole slot goes to dst behind the client's back.
@@ -231,4 +219,24 @@ func finishMigration(t *testing.T, cl *redistest.Cluster, slot int64, dst *redis
 	for _, n := range append([]*redistest.Server{dst}, cl.Nodes...) {
 		require.NoError(t, n.Client(t).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
 	}
+}
+
+// twoSlotsOn returns two user IDs (prefix-0, prefix-1, ...) whose keys the
+// cluster maps to the master at addr, in two different slots.
+func twoSlotsOn(t *testing.T, client *goredis.ClusterClient, addr, prefix string) (string, string) {
+	t.Helper()
+	var first, second string
+	for u := 0; first == "" || second == ""; u++ {
+		require.Less(t, u, 1000, "no two slots of %s among 1000 users", addr)
+		uid := fmt.Sprintf("%s-%d", prefix, u)
+		if masterOf(t, client, uid) != addr {
+			continue
+		}
+		if first == "" {
+			first = uid
+		} else if slotOf(t, client, uid) != slotOf(t, client, first) {
+			second = uid
+		}
+	}
+	return first, second
 }
