@@ -162,12 +162,6 @@ func openRedis(ctx context.Context, cfg *config, log *slog.Logger) (*backend, er
 	if err != nil {
 		return nil, err
 	}
-	if cfg.RedisAutoPipeline && len(cfg.RedisClusterAddrs) > 0 {
-		// go-redis batches the slots of several masters in one queue: a
-		// stalled master delays lookups of other masters' users up to
-		// --request-timeout (measured with one master stopped).
-		log.Warn("--redis-auto-pipeline on Redis Cluster: a stalled master slows lookups for users of other masters that share its batch queue; leave it off where one shard's stall must not slow the others")
-	}
 	st, err := redis.New(rc, redis.Options{
 		KeyPrefix:        cfg.RedisKeyPrefix,
 		WaitReplicas:     cfg.RedisWaitReplicas,

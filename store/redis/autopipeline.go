@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -40,14 +41,67 @@ func newGetPipeliner(client goredis.UniversalClient) (*goredis.AutoPipeliner, er
 	return ap, nil
 }
 
+// clusterGets batches Gets on Redis Cluster with one pipeliner per master,
+// each on that master's own client, so that a master that stops answering
+// holds up only the Gets of its own slots. (The cluster client's pipeliner
+// queues several masters' slots together: with one master frozen, Gets of
+// another master's users timed out behind it.)
+type clusterGets struct {
+	cluster *goredis.ClusterClient
+	nodes   sync.Map // *goredis.Client (a master) -> *goredis.AutoPipeliner
+}
+
+// pipeliner returns the pipeliner of the master serving key, or nil if
+// there is none to use now (the slot map cannot say, or the master's
+// client is closed); the caller then sends a plain GET.
+func (c *clusterGets) pipeliner(ctx context.Context, key string) *goredis.AutoPipeliner {
+	node, err := c.cluster.MasterForKey(ctx, key)
+	if err != nil {
+		return nil
+	}
+	if ap, ok := c.nodes.Load(node); ok {
+		return ap.(*goredis.AutoPipeliner)
+	}
+	ap, err := newGetPipeliner(node)
+	if err != nil {
+		return nil
+	}
+	c.nodes.Store(node, ap)
+	return ap
+}
+
 // get is GET key: one round trip of its own on the plain client, or a
 // place in the next pipelined batch with the other goroutines' Gets.
 func (s *Store) get(ctx context.Context, key string) (string, error) {
-	if s.gets == nil {
+	switch {
+	case s.gets != nil:
+		return pipelinedGet(ctx, s.gets, key)
+	case s.clusterGets != nil:
+		ap := s.clusterGets.pipeliner(ctx, key)
+		if ap == nil {
+			return s.client.Get(ctx, key).Result()
+		}
+		v, err := pipelinedGet(ctx, ap, key)
+		// A master's client follows no redirect: a slot that moved
+		// (MOVED, ASK) or a master the cluster client has let go
+		// (ErrClosed) is the cluster client's to handle, and its GET
+		// also refreshes the slot map.
+		if _, moved := goredis.IsMovedError(err); moved || errors.Is(err, goredis.ErrClosed) {
+			return s.client.Get(ctx, key).Result()
+		}
+		if _, ask := goredis.IsAskError(err); ask {
+			return s.client.Get(ctx, key).Result()
+		}
+		return v, err
+	default:
 		return s.client.Get(ctx, key).Result()
 	}
+}
+
+// pipelinedGet is GET key through ap, waiting no longer than ctx allows.
+func pipelinedGet(ctx context.Context, ap *goredis.AutoPipeliner, key string) (string, error) {
 	cmd := goredis.NewStringCmd(ctx, "get", key)
-	if err := s.gets.Submit(ctx, cmd).WaitContext(ctx); err != nil {
+	if err := ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {
 		if errors.Is(err, goredis.ErrAutoPipelineQueueFull) {
 			return "", fmt.Errorf("%w (%d Gets waiting for Redis)", err, MaxQueuedGets)
 		}

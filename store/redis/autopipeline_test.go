@@ -3,8 +3,10 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -360,4 +362,79 @@ func TestAutoPipelineGetsClusterRedirects(t *testing.T) {
 	got, err = st.Get(ctx, askedSess.ID)
 	require.NoError(t, err, "Get after ASK")
 	require.Equal(t, askedSess.ID, got.ID)
+}
+
+// TestAutoPipelineGetsClusterMasterStalled: on a cluster, a master that
+// stops answering (SIGSTOP) holds up only its own users' Gets; another
+// master's users, even in neighbouring slots, are served at once. The two
+// users are picked in adjacent slot ranges of two masters (slots 5120-5460
+// and 5461-6143 with redis-cli's layout), which a pipeliner shared by the
+// whole cluster queues together for every GOMAXPROCS from 2 to 16.
+func TestAutoPipelineGetsClusterMasterStalled(t *testing.T) {
+	ctx := context.Background()
+	cl := redistest.StartCluster(t)
+	client := cl.Client(t)
+	st, err := redis.New(client, redis.Options{AutoPipelineGets: true})
+	require.NoError(t, err)
+
+	// stalled: a user of the master of slot 5460; live: a user of another
+	// master, in the slots just after it.
+	stalledMaster := ""
+	var stalledUser, liveUser string
+	for u := 0; stalledUser == "" || liveUser == ""; u++ {
+		require.Less(t, u, 100_000, "no users in the slots around 5460")
+		uid := fmt.Sprintf("stall-%d", u)
+		switch slot := slotOf(t, client, uid); {
+		case slot >= 5120 && slot <= 5460 && stalledUser == "":
+			stalledUser, stalledMaster = uid, masterOf(t, client, uid)
+		case slot >= 5461 && slot <= 6143 && liveUser == "":
+			liveUser = uid
+		}
+	}
+	require.NotEqual(t, stalledMaster, masterOf(t, client, liveUser), "the two users must be on two masters")
+	stalledSess, liveSess := waitSession(t, st, stalledUser), waitSession(t, st, liveUser)
+	// Warm both masters' pipelines.
+	for _, id := range []string{stalledSess.ID, liveSess.ID} {
+		_, err := st.Get(ctx, id)
+		require.NoError(t, err)
+	}
+
+	var frozen *redistest.Server
+	for _, n := range cl.Nodes {
+		if n.Addr() == stalledMaster {
+			frozen = n
+		}
+	}
+	require.NotNil(t, frozen)
+	require.NoError(t, syscall.Kill(frozen.PID(), syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(frozen.PID(), syscall.SIGCONT) })
+
+	// Gets of the stalled master's user wait in its pipeline...
+	var wg sync.WaitGroup
+	stalledErrs := make([]error, 8)
+	for i := range stalledErrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, stalledErrs[i] = st.Get(cctx, stalledSess.ID)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let them queue
+	// ...while the other master's user is served at once.
+	for range 10 {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		began := time.Now()
+		got, err := st.Get(cctx, liveSess.ID)
+		took := time.Since(began)
+		cancel()
+		require.NoError(t, err, "a Get of another master's user, with a master stalled")
+		require.Equal(t, liveSess.ID, got.ID)
+		require.Less(t, took, 500*time.Millisecond, "a Get of another master's user waited behind the stalled master")
+	}
+	wg.Wait()
+	for i, err := range stalledErrs {
+		require.ErrorIs(t, err, store.ErrUnavailable, "Get %d of the stalled master's user", i)
+	}
 }

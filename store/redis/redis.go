@@ -109,19 +109,22 @@ type Options struct {
 	// Closing the client first sends the queued Gets, which while Redis
 	// stalls takes as long (go-redis gives up after 30 s).
 	//
-	// On Redis Cluster the pipeliner splits the 16384 slots into
-	// GOMAXPROCS ranges (at most 16) and sends one batch per range at a
-	// time: a master that stops answering also delays the Gets of the
-	// other masters' slots in its ranges, until its timeouts end the
-	// batch, where plain Gets would not notice. Leave this off on a
-	// cluster if one master's stall must not slow the others.
+	// On Redis Cluster each master gets a pipeliner of its own, on its own
+	// client (MasterForKey), so a master that stops answering delays only
+	// its own slots' Gets. (The cluster client's single pipeliner splits
+	// the slots into GOMAXPROCS ranges that mix masters: with one master
+	// frozen, Gets of another master's users timed out behind it.) A Get
+	// answered MOVED or ASK, or sent to a master the cluster client has
+	// let go, is sent again as a plain GET, which follows the redirect.
+	// MaxQueuedGets then bounds each master's queue.
 	//
 	// It needs a *redis.Client (standalone or Sentinel) or a
 	// *redis.ClusterClient; New refuses it on a *redis.Ring. go-redis marks
 	// its auto-pipeliner experimental, so this is off by default. The
 	// pipeliner belongs to the client: go-redis keeps one per client, the
 	// options of its first user win, and New refuses a client whose
-	// pipeliner was made with other options; closing the client stops it.
+	// pipeliner was made with other options (on a cluster, a master whose
+	// pipeliner was made so gets plain Gets); closing the client stops it.
 	// Default: false.
 	AutoPipelineGets bool
 }
@@ -139,8 +142,10 @@ type Store struct {
 
 	waitReplicas int           // see Options.WaitReplicas
 	waitTimeout  time.Duration // see Options.WaitTimeout
-	// gets is the auto-pipeliner of Get (Options.AutoPipelineGets), or nil.
-	gets *goredis.AutoPipeliner
+	// With Options.AutoPipelineGets, the pipeliner of Get (gets), or on
+	// Redis Cluster one per master (clusterGets); otherwise both nil.
+	gets        *goredis.AutoPipeliner
+	clusterGets *clusterGets
 }
 
 var _ store.Store = (*Store)(nil)
@@ -164,8 +169,11 @@ func New(client goredis.UniversalClient, opts Options) (*Store, error) {
 		return nil, err
 	}
 	var gets *goredis.AutoPipeliner
+	var cgets *clusterGets
 	if opts.AutoPipelineGets {
-		if gets, err = newGetPipeliner(client); err != nil {
+		if cc, ok := client.(*goredis.ClusterClient); ok {
+			cgets = &clusterGets{cluster: cc}
+		} else if gets, err = newGetPipeliner(client); err != nil {
 			return nil, fmt.Errorf("redis: new store: %w", err)
 		}
 	}
@@ -179,6 +187,7 @@ func New(client goredis.UniversalClient, opts Options) (*Store, error) {
 		waitReplicas: wait.WaitReplicas,
 		waitTimeout:  wait.WaitTimeout,
 		gets:         gets,
+		clusterGets:  cgets,
 	}, nil
 }
 
