@@ -51,23 +51,23 @@ type clusterGets struct {
 	nodes   sync.Map // *goredis.Client (a master) -> *goredis.AutoPipeliner
 }
 
-// pipeliner returns the pipeliner of the master serving key, or nil if
-// there is none to use now (the slot map cannot say, or the master's
-// client is closed); the caller then sends a plain GET.
-func (c *clusterGets) pipeliner(ctx context.Context, key string) *goredis.AutoPipeliner {
+// pipeliner returns the master serving key and its pipeliner, or a nil
+// pipeliner if there is none to use now (the slot map cannot say, or the
+// master's client is closed); the caller then sends a plain GET.
+func (c *clusterGets) pipeliner(ctx context.Context, key string) (*goredis.Client, *goredis.AutoPipeliner) {
 	node, err := c.cluster.MasterForKey(ctx, key)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	if ap, ok := c.nodes.Load(node); ok {
-		return ap.(*goredis.AutoPipeliner)
+		return node, ap.(*goredis.AutoPipeliner)
 	}
 	ap, err := newGetPipeliner(node)
 	if err != nil {
-		return nil
+		return node, nil
 	}
 	c.nodes.Store(node, ap)
-	return ap
+	return node, ap
 }
 
 // get is GET key: one round trip of its own on the plain client, or a
@@ -77,19 +77,21 @@ func (s *Store) get(ctx context.Context, key string) (string, error) {
 	case s.gets != nil:
 		return pipelinedGet(ctx, s.gets, key)
 	case s.clusterGets != nil:
-		ap := s.clusterGets.pipeliner(ctx, key)
+		node, ap := s.clusterGets.pipeliner(ctx, key)
 		if ap == nil {
 			return s.client.Get(ctx, key).Result()
 		}
 		v, err := pipelinedGet(ctx, ap, key)
 		// A master's client follows no redirect: a slot that moved
 		// (MOVED, ASK) or a master the cluster client has let go
-		// (ErrClosed) is the cluster client's to handle, and its GET
-		// also refreshes the slot map.
-		if _, moved := goredis.IsMovedError(err); moved || errors.Is(err, goredis.ErrClosed) {
-			return s.client.Get(ctx, key).Result()
+		// (ErrClosed, whose pipeliner is then forgotten) is the cluster
+		// client's to handle, and its GET also refreshes the slot map.
+		_, moved := goredis.IsMovedError(err)
+		_, ask := goredis.IsAskError(err)
+		if errors.Is(err, goredis.ErrClosed) {
+			s.clusterGets.nodes.Delete(node)
 		}
-		if _, ask := goredis.IsAskError(err); ask {
+		if moved || ask || errors.Is(err, goredis.ErrClosed) {
 			return s.client.Get(ctx, key).Result()
 		}
 		return v, err
