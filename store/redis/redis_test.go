@@ -43,51 +43,44 @@ func TestStore(t *testing.T) {
 			return newStore(t, client, redistest.Prefix(t), now)
 		})
 	})
-	t.Run("Standalone", func(t *testing.T) {
-		srv := redistest.Standalone(t)
-		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-			return newStore(t, srv.Client(t), srv.Prefix(t), now)
-		})
-	})
 	t.Run("Sentinel", func(t *testing.T) {
 		sentinel := redistest.StartSentinel(t)
 		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
 			return newStore(t, sentinel.Client(t), redistest.Prefix(t), now)
 		})
 	})
-	t.Run("Cluster", func(t *testing.T) {
-		c := redistest.SharedCluster(t)
-		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-			return newStore(t, c.Client(t), redistest.Prefix(t), now)
+	// A server and a cluster, each also with Options.AutoPipelineGets: the
+	// same contract with Gets batched (on a cluster, per master).
+	for _, batched := range []bool{false, true} {
+		suffix := ""
+		if batched {
+			suffix = "AutoPipelineGets"
+		}
+		t.Run("Standalone"+suffix, func(t *testing.T) {
+			srv := redistest.Standalone(t)
+			storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+				return storeWith(t, srv.Client(t), redis.Options{KeyPrefix: srv.Prefix(t), Now: now, AutoPipelineGets: batched})
+			})
 		})
-	})
-	// Options.AutoPipelineGets: the same contract with Gets batched, on a
-	// server and on a cluster (where the pipeliner routes by slot).
-	t.Run("StandaloneAutoPipelineGets", func(t *testing.T) {
-		srv := redistest.Standalone(t)
-		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-			return newPipelinedStore(t, srv.Client(t), srv.Prefix(t), now)
+		t.Run("Cluster"+suffix, func(t *testing.T) {
+			c := redistest.SharedCluster(t)
+			storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+				return storeWith(t, c.Client(t), redis.Options{KeyPrefix: redistest.Prefix(t), Now: now, AutoPipelineGets: batched})
+			})
 		})
-	})
-	t.Run("ClusterAutoPipelineGets", func(t *testing.T) {
-		c := redistest.SharedCluster(t)
-		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-			return newPipelinedStore(t, c.Client(t), redistest.Prefix(t), now)
-		})
-	})
-}
-
-func newPipelinedStore(t *testing.T, client goredis.UniversalClient, prefix string, now func() time.Time) *redis.Store {
-	t.Helper()
-	s, err := redis.New(client, redis.Options{KeyPrefix: prefix, Now: now, AutoPipelineGets: true})
-	require.NoError(t, err)
-	return s
+	}
 }
 
 // newStore returns a store on client under a key prefix of the test's own.
 func newStore(t *testing.T, client goredis.UniversalClient, prefix string, now func() time.Time) *redis.Store {
 	t.Helper()
-	s, err := redis.New(client, redis.Options{KeyPrefix: prefix, Now: now})
+	return storeWith(t, client, redis.Options{KeyPrefix: prefix, Now: now})
+}
+
+// storeWith returns a store on client with opts.
+func storeWith(t *testing.T, client goredis.UniversalClient, opts redis.Options) *redis.Store {
+	t.Helper()
+	s, err := redis.New(client, opts)
 	require.NoError(t, err)
 	return s
 }
