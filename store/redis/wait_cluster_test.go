@@ -240,3 +240,35 @@ func twoSlotsOn(t *testing.T, client *goredis.ClusterClient, addr, prefix string
 	}
 	return first, second
 }
+
+// BenchmarkDeleteWaitCluster is the cost of WaitReplicas on Redis Cluster:
+// one revocation (Delete) at a time on a 3-master cluster with a replica
+// each, without WAIT and with WAIT for 1 replica.
+//
+//	go test -run '^$' -bench DeleteWaitCluster -benchtime 500x ./store/redis/
+func BenchmarkDeleteWaitCluster(b *testing.B) {
+	cl := redistest.StartClusterWithReplicas(b)
+	ctx := context.Background()
+	for _, wait := range []int{0, 1} {
+		b.Run(fmt.Sprintf("WaitReplicas=%d", wait), func(b *testing.B) {
+			s, err := redis.New(cl.Client(b), redis.Options{KeyPrefix: redistest.Prefix(b), WaitReplicas: wait})
+			require.NoError(b, err)
+			ids := make([]string, b.N)
+			for i := range ids {
+				tok, err := store.NewToken(fmt.Sprint("bench-", i%64))
+				require.NoError(b, err)
+				ids[i], err = store.IDFromToken(tok)
+				require.NoError(b, err)
+				_, err = s.Create(ctx, &store.Session{ID: ids[i], UserID: fmt.Sprint("bench-", i%64), ExpiresAt: time.Now().Add(time.Hour)}, store.CreateOptions{})
+				require.NoError(b, err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, id := range ids {
+				if err := s.Delete(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
