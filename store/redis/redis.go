@@ -101,11 +101,11 @@ type Options struct {
 	//
 	// A Get whose ctx ended keeps its place in that bound until its batch
 	// is answered or fails: batches run on go-redis's own timeouts and
-	// retries, not on their callers' ctx, and one at a time (per slot
-	// range on a cluster), so while Redis stalls a batch holds the line
-	// as long as go-redis keeps trying (through a 25 s CLIENT PAUSE: the
-	// whole pause, with go-redis's default timeouts). Under load the bound
-	// is then reached and Gets fail at once until Redis answers again.
+	// retries, not on their callers' ctx, and one at a time (per master
+	// on a cluster), so while Redis stalls a batch holds the line as long
+	// as go-redis keeps trying. Under load the bound is then reached and
+	// Gets fail at once until Redis answers again (TestAutoPipelineGetsBounded
+	// fills it so during a CLIENT PAUSE).
 	// Closing the client first sends the queued Gets, which while Redis
 	// stalls takes as long (go-redis gives up after 30 s).
 	//
